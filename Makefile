@@ -1,0 +1,63 @@
+# PenControl: one command runs the job on the simulator (make demo), one passes the tests
+# (make test). Each does its own set-up (make deps installs the system packages when missing).
+SWIFT ?= swift
+SCRATCH ?= .build
+
+.PHONY: all deps generate spec-check build test unit-test embedded-check sr-check demo \
+	bench bench-check fuzz fuzz-smoke lint format ci clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+# Regenerate PenWire's catalogue code and the golden vectors from Firmware-Specs/messages.json.
+generate:
+	python3 scripts/wirespec.py generate
+
+# Fails when generated code or vectors are stale, or the recorded catalogue hash is wrong.
+spec-check:
+	python3 scripts/wirespec.py check
+
+build: deps
+	$(SWIFT) build --scratch-path $(SCRATCH)
+
+# The pure core in Embedded Swift with -no-allocations, for both microcontroller triples.
+embedded-check:
+	scripts/embedded-check.sh
+
+# Every SR-nnn in Firmware-Specs is named by at least one test.
+sr-check:
+	scripts/sr-check.sh
+
+unit-test: deps
+	$(SWIFT) test --scratch-path $(SCRATCH) --disable-xctest
+
+test: deps spec-check embedded-check sr-check unit-test
+
+demo: build
+	$(SWIFT) run --scratch-path $(SCRATCH) penctl spec
+
+bench: deps
+	scripts/bench.sh run
+
+bench-check: deps
+	scripts/bench.sh check
+
+fuzz: deps
+	scripts/fuzz.sh run $${FUZZ_SECONDS:-60}
+
+fuzz-smoke: deps
+	scripts/fuzz.sh run $${FUZZ_SECONDS:-15}
+
+lint:
+	$(SWIFT) format lint --strict --recursive Package.swift Sources Simulator Tests
+
+format:
+	$(SWIFT) format --in-place --recursive Package.swift Sources Simulator Tests
+
+# What CI runs (.ci/run): the tests, then the allocation thresholds and a short fuzz run.
+ci: test bench-check fuzz-smoke
+
+clean:
+	rm -rf .build .build-* Benchmarks/.build Fuzz/.build

@@ -1,0 +1,94 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// PenWire and PenSafety are the pure core: no Foundation, no dependencies, and they must also
+// compile in Embedded Swift with -no-allocations (scripts/embedded-check.sh). Everything that
+// touches files, USB, SQLite or the terminal lives in the layers above them.
+let strictSwift: [SwiftSetting] = [
+  .swiftLanguageMode(.v6),
+  .enableUpcomingFeature("ExistentialAny"),
+  .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+  name: "PenControl",
+  platforms: [.macOS(.v15)],
+  products: [
+    .library(name: "PenWire", targets: ["PenWire"]),
+    .library(name: "PenSafety", targets: ["PenSafety"]),
+    .library(name: "PenDriver", targets: ["PenDriver"]),
+    .library(name: "PenUSB", targets: ["PenUSB"]),
+    .library(name: "PenClinic", targets: ["PenClinic"]),
+    .library(name: "PenSimulator", targets: ["PenSimulator"]),
+    .executable(name: "penctl", targets: ["penctl"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+  ],
+  targets: [
+    // The wire protocol: frames, CRC-32C, and the message catalogue generated from
+    // Firmware-Specs/messages.json by scripts/wirespec.py.
+    .target(name: "PenWire", swiftSettings: strictSwift),
+    // The safety core shared by the host guard and the pen firmware.
+    .target(name: "PenSafety", dependencies: ["PenWire"], swiftSettings: strictSwift),
+    // The pen API above any transport.
+    .target(name: "PenDriver", dependencies: ["PenWire", "PenSafety"], swiftSettings: strictSwift),
+    // libusb 1.0, found through pkg-config.
+    .systemLibrary(
+      name: "CLibUSB",
+      pkgConfig: "libusb-1.0",
+      providers: [.apt(["libusb-1.0-0-dev"]), .brew(["libusb"])]
+    ),
+    .target(
+      name: "PenUSB",
+      dependencies: ["CLibUSB", "PenWire", "PenDriver"],
+      swiftSettings: strictSwift
+    ),
+    // Presets, calibration, sessions, records, and reading Firmware-Specs from disk.
+    .target(
+      name: "PenClinic",
+      dependencies: ["PenWire", "PenSafety", "PenDriver"],
+      swiftSettings: strictSwift
+    ),
+    // The simulated pen lives beside Sources, at the top level, as the mission lays out.
+    .target(
+      name: "PenSimulator",
+      dependencies: ["PenWire", "PenSafety"],
+      path: "Simulator/Sources/PenSimulator",
+      swiftSettings: strictSwift
+    ),
+    .executableTarget(
+      name: "penctl",
+      dependencies: [
+        "PenWire", "PenSafety", "PenDriver", "PenUSB", "PenClinic", "PenSimulator",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ],
+      swiftSettings: strictSwift
+    ),
+    .testTarget(name: "PenWireTests", dependencies: ["PenWire"], swiftSettings: strictSwift),
+    .testTarget(
+      name: "PenSafetyTests",
+      dependencies: [
+        "PenSafety", "PenWire", .product(name: "PropertyBased", package: "swift-property-based"),
+      ],
+      swiftSettings: strictSwift
+    ),
+    .testTarget(
+      name: "PenClinicTests",
+      dependencies: ["PenClinic", "PenWire", "PenSafety"],
+      swiftSettings: strictSwift
+    ),
+    .testTarget(
+      name: "PenSimulatorTests",
+      dependencies: ["PenSimulator"],
+      swiftSettings: strictSwift
+    ),
+    .testTarget(name: "PenUSBTests", dependencies: ["PenUSB"], swiftSettings: strictSwift),
+    .testTarget(
+      name: "EndToEndTests",
+      dependencies: ["penctl"],
+      swiftSettings: strictSwift
+    ),
+  ]
+)

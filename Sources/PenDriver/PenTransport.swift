@@ -1,0 +1,42 @@
+public import PenWire
+
+/// The endpoints of a pen's vendor interface (Firmware-Specs/usb.md).
+public enum PenEndpoint: UInt8, Sendable, Hashable {
+  /// Bulk OUT: commands, host to pen.
+  case commands = 0x01
+  /// Bulk IN: responses, events and heartbeats, pen to host.
+  case responses = 0x81
+  /// Interrupt IN: telemetry, pen to host.
+  case telemetry = 0x82
+}
+
+/// Why a transport operation failed.
+public enum TransportError: Error, Hashable, Sendable {
+  /// Nothing arrived (or could be sent) on `endpoint` within the timeout.
+  case timeout(endpoint: PenEndpoint, after: Microseconds)
+  /// The endpoint stalled (a USB STALL handshake); the transport clears it before reporting.
+  case stall(endpoint: PenEndpoint)
+  /// The pen is gone: unplugged, powered off, or the link was reset.
+  case disconnected
+  /// The transport was closed by this host.
+  case closed
+  /// Any other failure of the underlying I/O, with the library's own code and name.
+  case io(code: Int32, name: String)
+}
+
+/// The one abstraction below the driver: whole frames out, bytes in, and the endpoint-0
+/// emergency stop that works even when the bulk queues are stuck.
+///
+/// Implemented by the simulator's in-process loopback and by PenUSB over libusb. Calls block the
+/// calling thread for at most their timeout: the driver calls them from its own per-pen thread,
+/// never from Swift's cooperative pool.
+public protocol PenTransport: AnyObject, Sendable {
+  /// Sends one encoded frame on the command endpoint.
+  func send(_ frame: [UInt8], timeout: Microseconds) throws(TransportError)
+  /// Receives the next bytes from an IN endpoint (at most one transfer's worth).
+  func receive(from endpoint: PenEndpoint, timeout: Microseconds) throws(TransportError) -> [UInt8]
+  /// Sends the vendor control request EMERGENCY_STOP on endpoint 0.
+  func emergencyStop() throws(TransportError)
+  /// Releases the pen; later calls fail with `.closed`.
+  func close()
+}

@@ -1,0 +1,67 @@
+internal import CLibUSB
+
+/// A libusb status code, as swift-system models errno: a raw value with named constants.
+public struct USBError: Error, Hashable, Sendable, CustomStringConvertible {
+  /// libusb's (negative) error code.
+  public var code: Int32
+  /// The libusb function that returned it.
+  public var call: String
+
+  public init(code: Int32, call: String) {
+    self.code = code
+    self.call = call
+  }
+
+  public static let io: Int32 = -1
+  public static let invalidParameter: Int32 = -2
+  public static let access: Int32 = -3
+  public static let noDevice: Int32 = -4
+  public static let notFound: Int32 = -5
+  public static let busy: Int32 = -6
+  public static let timeout: Int32 = -7
+  public static let overflow: Int32 = -8
+  public static let pipe: Int32 = -9
+  public static let interrupted: Int32 = -10
+  public static let noMemory: Int32 = -11
+  public static let notSupported: Int32 = -12
+
+  /// libusb's own name for the code (LIBUSB_ERROR_…).
+  public var name: String { String(cString: libusb_error_name(code)) }
+
+  public var description: String { "\(call) failed: \(name) (\(code))" }
+}
+
+/// Every libusb call goes through here, so that status codes become typed errors in one place
+/// and tests can see exactly which calls the package makes (the swift-system pattern).
+enum LibUSB {
+  static func check(_ rc: Int32, _ call: String) throws(USBError) {
+    if rc < 0 { throw USBError(code: rc, call: call) }
+  }
+
+  static func initialise() throws(USBError) -> OpaquePointer {
+    var context: OpaquePointer?
+    try check(libusb_init(&context), "libusb_init")
+    return context!
+  }
+
+  static func exit(_ context: OpaquePointer) { libusb_exit(context) }
+
+  /// The devices on the bus with their descriptors' ids and locations.
+  static func deviceList(_ context: OpaquePointer) throws(USBError) -> [USBDeviceInfo] {
+    var list: UnsafeMutablePointer<OpaquePointer?>?
+    let count = libusb_get_device_list(context, &list)
+    try check(Int32(clamping: count), "libusb_get_device_list")
+    defer { libusb_free_device_list(list, 1) }
+    var infos: [USBDeviceInfo] = []
+    for i in 0..<count {
+      guard let device = list?[i] else { continue }
+      var descriptor = libusb_device_descriptor()
+      try check(libusb_get_device_descriptor(device, &descriptor), "libusb_get_device_descriptor")
+      infos.append(
+        USBDeviceInfo(
+          id: USBDeviceID(vendor: descriptor.idVendor, product: descriptor.idProduct),
+          bus: libusb_get_bus_number(device), address: libusb_get_device_address(device)))
+    }
+    return infos
+  }
+}
