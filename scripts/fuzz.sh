@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# libFuzzer targets of the nested package Fuzz/ (one per folder Fuzz/Sources/Fuzz*/).
+#
+#   scripts/fuzz.sh build            build every fuzz target (release, libFuzzer + AddressSanitizer)
+#   scripts/fuzz.sh run [SECONDS]    build, replay Fuzz/Regressions/<target>/, then fuzz each target
+#                                    for SECONDS (default 60) from Fuzz/Corpus/<target>/; exits
+#                                    non-zero on any crash, whose input lands in Fuzz/artifacts/<target>/
+#   scripts/fuzz.sh regress          build and replay only the saved reproducers (Fuzz/Regressions/)
+#   scripts/fuzz.sh seed             rewrite the seed files of Fuzz/Corpus/FuzzFrameDecoder/ from
+#                                    Firmware-Specs/vectors/frames.json
+#   scripts/fuzz.sh merge            fold the inputs that `run` found (Fuzz/.build/new-corpus/) into
+#                                    the committed corpus, keeping only those that add edge coverage
+#
+# `run` never writes to the committed corpus: new inputs go to Fuzz/.build/new-corpus/<target>/
+# and crashes to Fuzz/artifacts/<target>/ (both git-ignored), so a CI run leaves the tree clean.
+# Set FUZZ_TARGETS="FuzzA FuzzB" to pick targets, FUZZ_MAX_LEN to change the input size limit.
+# Build recipe and run environment: shared/reference/swift-tooling.md, 'Fuzzing (libFuzzer)'.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+FUZZ="$ROOT/Fuzz"
+SWIFT="${SWIFT:-swift}"
+BIN_DIR="$FUZZ/.build/release"
+NEW_CORPUS="$FUZZ/.build/new-corpus"
+LOGS="$FUZZ/.build/fuzz-logs"
+ARTIFACTS="$FUZZ/artifacts"
+MAX_LEN="${FUZZ_MAX_LEN:-1024}"
+# Swift's own backtracer would catch the crash before libFuzzer saves the input.
+export SWIFT_BACKTRACE=enable=no
+
+targets() {
+  if [ -n "${FUZZ_TARGETS:-}" ]; then
+    echo "$FUZZ_TARGETS"
+    return
+  fi
+  local dir
+  for dir in "$FUZZ"/Sources/Fuzz*/; do
+    basename "$dir"
+  done
+}
+
+build() {
+  local target
+  for target in $(targets); do
+    echo "fuzz: building $target"
+    (cd "$FUZZ" && "$SWIFT" build -c release --product "$target" \
+      --sanitize=fuzzer -Xswiftc -sanitize=fuzzer,address)
+  done
+}
+
+# Prints 'execs executed, execs/s, seconds' from libFuzzer's final stats in a log.
+stats() {
+  local log=$1 execs rate
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+  rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
+  echo "${execs:-?} execs, ${rate:-?} execs/s"
+}
+
+regress() {
+  local failed=0 target files
+  for target in $(targets); do
+    [ -d "$FUZZ/Regressions/$target" ] || continue
+    files=("$FUZZ/Regressions/$target"/*)
+    [ -e "${files[0]}" ] || continue
+    echo "fuzz: $target: replaying ${#files[@]} reproducer(s) from Fuzz/Regressions/$target/"
+    if ! "$BIN_DIR/$target" "${files[@]}" >"$LOGS/$target.regress.log" 2>&1; then
+      echo "fuzz: $target: a saved reproducer still crashes (log: $LOGS/$target.regress.log)" >&2
+      grep -E "^Running:|invariant violated|bytes checked|Fatal error|ERROR: (AddressSanitizer|libFuzzer)|#[0-9]+ 0x[0-9a-f]+ in [$]s" \
+        "$LOGS/$target.regress.log" | head -20 | { "$SWIFT" demangle --simplified 2>/dev/null || cat; } >&2 || true
+      failed=1
+    fi
+  done
+  return $failed
+}
+
+run() {
+  local seconds=${1:-60} failed=0 target corpus log status
+  mkdir -p "$LOGS"
+  regress || failed=1
+  for target in $(targets); do
+    corpus="$FUZZ/Corpus/$target"
+    mkdir -p "$NEW_CORPUS/$target" "$ARTIFACTS/$target" "$corpus"
+    log="$LOGS/$target.log"
+    echo "fuzz: $target for ${seconds}s (corpus Fuzz/Corpus/$target, new inputs in ${NEW_CORPUS#"$ROOT"/}/$target)"
+    status=0
+    # The first corpus folder receives new inputs; the committed one is only read.
+    "$BIN_DIR/$target" -max_total_time="$seconds" -use_value_profile=1 -max_len="$MAX_LEN" \
+      -timeout=10 -print_final_stats=1 -artifact_prefix="$ARTIFACTS/$target/" \
+      "$NEW_CORPUS/$target" "$corpus" >"$log" 2>&1 || status=$?
+    grep -E "^#[0-9]+[[:space:]]+DONE" "$log" | tail -1 || true
+    if [ "$status" -ne 0 ]; then
+      failed=1
+      echo "fuzz: $target CRASHED (exit $status) after $(stats "$log"); log: $log" >&2
+      # The message, the Swift frames of the stack (demangled) and where the input was saved.
+      grep -E "invariant violated|bytes checked|Fatal error|ERROR: (AddressSanitizer|libFuzzer)|SUMMARY|#[0-9]+ 0x[0-9a-f]+ in [$]s|Test unit written" \
+        "$log" | head -20 | { "$SWIFT" demangle --simplified 2>/dev/null || cat; } >&2 || true
+    else
+      echo "fuzz: $target: no crash in ${seconds}s: $(stats "$log")"
+    fi
+  done
+  return $failed
+}
+
+merge() {
+  local target
+  for target in $(targets); do
+    [ -d "$NEW_CORPUS/$target" ] || continue
+    mkdir -p "$FUZZ/Corpus/$target"
+    echo "fuzz: merging ${NEW_CORPUS#"$ROOT"/}/$target into Fuzz/Corpus/$target"
+    # Edge and counter features only (no value profile): far fewer files than the run kept.
+    "$BIN_DIR/$target" -merge=1 -max_len="$MAX_LEN" \
+      "$FUZZ/Corpus/$target" "$NEW_CORPUS/$target"
+    rm -rf "${NEW_CORPUS:?}/$target"
+  done
+}
+
+# One seed per golden vector: mode A (byte 0 even, bytes as-is) for every vector, and mode B
+# (byte 0 odd, length and CRC fixed up) for the valid ones as well.
+seed() {
+  python3 - "$ROOT/Firmware-Specs/vectors/frames.json" "$FUZZ/Corpus/FuzzFrameDecoder" <<'PY'
+import json, pathlib, re, sys
+
+vectors = json.loads(pathlib.Path(sys.argv[1]).read_text())
+out = pathlib.Path(sys.argv[2])
+out.mkdir(parents=True, exist_ok=True)
+for old in out.glob("seed-*"):
+    old.unlink()
+
+MODE_A, MODE_B = 0x10, 0x11  # byte 0: even = as-is, odd = CRC fix-up; 0x10 >> 1 = 8 feeds the stream a header's worth first
+def write(name, mode, frame):
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+    (out / f"seed-{safe}").write_bytes(bytes([mode]) + frame)
+
+count = 0
+for v in vectors["valid"]:
+    frame = bytes.fromhex(v["hex"])
+    write(f"valid-{v['name']}-A", MODE_A, frame)
+    write(f"valid-{v['name']}-B", MODE_B, frame)
+    count += 2
+for v in vectors["malformed"]:
+    write(f"malformed-{v['name']}-A", MODE_A, bytes.fromhex(v["hex"]))
+    count += 1
+print(f"fuzz: wrote {count} seeds to {out} "
+      f"({len(vectors['valid'])} valid x 2 modes, {len(vectors['malformed'])} malformed)")
+PY
+}
+
+case "${1:-}" in
+  build) build ;;
+  run)
+    build
+    run "${2:-60}"
+    ;;
+  regress)
+    build
+    mkdir -p "$LOGS"
+    regress
+    ;;
+  seed) seed ;;
+  merge)
+    build
+    merge
+    ;;
+  *)
+    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+    ;;
+esac
