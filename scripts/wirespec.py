@@ -665,12 +665,19 @@ def gen_swift(cat):
     gen_enums(cat, out)
     gen_messages(cat, out)
     gen_host_fields(cat, out)
-    table = crc32c_table()
-    out.append("/// The CRC-32C lookup table (reflected polynomial 0x82F63B78), one entry per byte value.")
+    t0 = crc32c_table()
+    tables = [t0]
+    for _ in range(7):
+        prev = tables[-1]
+        tables.append([(prev[i] >> 8) ^ t0[prev[i] & 0xFF] for i in range(256)])
+    out.append("/// CRC-32C lookup tables for slicing-by-8 (reflected polynomial 0x82F63B78): table k, at")
+    out.append("/// offset 256 k, advances the CRC over a byte followed by k zero bytes. Table 0 is the")
+    out.append("/// classic byte-at-a-time table.")
     out.append("@usableFromInline")
-    out.append("let crc32cTable: InlineArray<256, UInt32> = [")
-    for i in range(0, 256, 8):
-        out.append("  " + ", ".join(f"0x{v:08X}" for v in table[i:i + 8]) + ",")
+    out.append("let crc32cTables: InlineArray<2048, UInt32> = [")
+    for table in tables:
+        for i in range(0, 256, 8):
+            out.append("  " + ", ".join(f"0x{v:08X}" for v in table[i:i + 8]) + ",")
     out.append("]")
     return "\n".join(out) + "\n"
 
