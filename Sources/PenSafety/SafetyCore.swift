@@ -69,6 +69,34 @@ public import PenWire
   }
 }
 
+/// The hard limits the control tick reads, copied out of the envelope once per use: a few scalars
+/// instead of the whole envelope with its soft ranges.
+struct Limits {
+  let maxDepth: Millimetres
+  let maxSpeed: Hertz
+  let rfAllowed: Bool
+  let maxRFEnergyPerPin: Millijoules
+  let maxRFPower: Watts
+  let rfDoseCap: Millijoules
+  let minImpedance: Ohms
+  let maxImpedance: Ohms
+  let tissueTemperatureCutoff: Celsius
+  let pinCount: Int
+
+  @inline(__always) init(_ e: borrowing SessionEnvelope) {
+    maxDepth = e.maxDepth
+    maxSpeed = e.maxSpeed
+    rfAllowed = e.rfAllowed
+    maxRFEnergyPerPin = e.maxRFEnergyPerPin
+    maxRFPower = e.maxRFPower
+    rfDoseCap = e.rfDoseCap
+    minImpedance = e.minImpedance
+    maxImpedance = e.maxImpedance
+    tissueTemperatureCutoff = e.tissueTemperatureCutoff
+    pinCount = e.pinCount
+  }
+}
+
 /// One bit per `FaultCode`: the causes present at the latest tick, latched or not.
 @frozen public struct FaultConditions: FlagSet {
   public var rawValue: UInt32
@@ -88,7 +116,11 @@ public import PenWire
   public let capability: PenCapability
   public private(set) var state: PenState = .boot
   public private(set) var latchedFault: FaultCode = .none
-  public private(set) var envelope: SessionEnvelope? = nil
+  /// The session envelope, when one is loaded.
+  public var envelope: SessionEnvelope? { hasEnvelope ? loaded : nil }
+  // Stored unwrapped: reading an optional struct this size copies it, and the tick reads it often.
+  var loaded: SessionEnvelope = .placeholder
+  var hasEnvelope = false
   public private(set) var sessionID: UInt32 = 0
   public private(set) var setpoints: Setpoints = .retracted
   public private(set) var estopCount: UInt16 = 0
@@ -115,10 +147,16 @@ public import PenWire
 
   public init(model: PenModelID) { capability = PenCapability.of(model) }
 
+  /// A core for a pen whose non-volatile memory holds `estopCount` (SR-023 counts survive power).
+  public init(model: PenModelID, estopCount: UInt16) {
+    capability = PenCapability.of(model)
+    self.estopCount = estopCount
+  }
+
   /// The cumulative RF energy this session may still deliver.
   public var rfRemaining: Millijoules {
-    guard let envelope else { return .zero }
-    return envelope.rfDoseCap > rfDelivered ? envelope.rfDoseCap - rfDelivered : .zero
+    guard hasEnvelope else { return .zero }
+    return loaded.rfDoseCap > rfDelivered ? loaded.rfDoseCap - rfDelivered : .zero
   }
 
   // MARK: Boot and power
@@ -149,7 +187,7 @@ public import PenWire
     if case .emergencyStop = command { return .accept }  // never refused, even when already stopped
     guard
       let target = PenStateMachine.target(
-        from: state, on: command.event, envelopeLoaded: envelope != nil)
+        from: state, on: command.event, envelopeLoaded: hasEnvelope)
     else {
       if state == .estop { return .refuse(Refusal(.estopActive)) }
       return .refuse(Refusal(.illegalTransition, value: Double(Int(state.rawValue))))
@@ -166,8 +204,8 @@ public import PenWire
       }
       return .accept
     case .setParameters(let requested, let confirmed):
-      guard let envelope else { return .refuse(Refusal(.noEnvelope)) }
-      return Self.vetSetpoints(requested, confirmed: confirmed, envelope: envelope)
+      guard hasEnvelope else { return .refuse(Refusal(.noEnvelope)) }
+      return Self.vetSetpoints(requested, confirmed: confirmed, envelope: loaded)
     case .arm:
       return vetArming()
     case .acknowledgeFault(let code):
@@ -220,7 +258,8 @@ public import PenWire
     case .loadEnvelope(let newEnvelope, let id):
       if id != sessionID { rfDelivered = .zero }
       sessionID = id
-      envelope = newEnvelope
+      loaded = newEnvelope
+      hasEnvelope = true
       setpoints = Setpoints(
         depth: newEnvelope.recommendedDepth.value, speed: newEnvelope.recommendedSpeed.value,
         rfEnergyPerPin: newEnvelope.recommendedRFEnergyPerPin.value,
@@ -234,13 +273,13 @@ public import PenWire
     case .acknowledgeFault:
       latchedFault = .none
     case .resetEstop:
-      envelope = nil
+      hasEnvelope = false
       setpoints = .retracted
     case .arm, .start, .pause, .stop, .disarm:
       break
     }
     if let target = PenStateMachine.target(
-      from: state, on: command.event, envelopeLoaded: envelope != nil)
+      from: state, on: command.event, envelopeLoaded: hasEnvelope)
     {
       state = target
     }
@@ -320,7 +359,7 @@ public import PenWire
     if c.isUsedUp {
       return .refuse(Refusal(.cartridgeUsed, value: Double(c.useCount), limit: Double(c.maxUses)))
     }
-    guard envelope != nil else { return .refuse(Refusal(.noEnvelope)) }
+    guard hasEnvelope else { return .refuse(Refusal(.noEnvelope)) }
     return .accept
   }
 
@@ -459,7 +498,8 @@ public import PenWire
       ? capability.handpieceTemperatureCutoff - SafetyTiming.temperatureHysteresis
       : capability.handpieceTemperatureCutoff
     if i.handpieceTemperature >= handpieceLimit { c.insert(.handpieceOverTemperature) }
-    if let e = envelope {
+    if hasEnvelope {
+      let e = Limits(loaded)
       // SR-002: measured depth beyond the limit for longer than 2 ms.
       if i.depth > e.maxDepth + SafetyTiming.depthTolerance {
         if persisted(&depthOverSince, now: i.now, for: SafetyTiming.depthPersistence) {

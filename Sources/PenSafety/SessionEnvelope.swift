@@ -270,6 +270,16 @@ public enum EnvelopeError: Error, Sendable, Hashable {
       defaultPulse: pen.minPulse)
   }
 
+  /// A stand-in for "no envelope": every limit zero, nothing allowed.
+  public static let placeholder = SessionEnvelope(
+    area: .none, model: .mn100, pinCount: 1, minDepth: .zero, maxDepth: .zero, minSpeed: .zero,
+    maxSpeed: .zero, rfAllowed: false, maxRFEnergyPerPin: .zero, maxRFPower: .zero, minPulse: .zero,
+    maxPulse: .zero, rfDoseCap: .zero, minImpedance: .zero, maxImpedance: .zero,
+    tissueTemperatureCutoff: .zero, handpieceTemperatureCutoff: .zero,
+    recommendedDepth: .exactly(.zero),
+    recommendedSpeed: .exactly(.zero), recommendedRFEnergyPerPin: .exactly(.zero),
+    defaultPulse: .zero)
+
   /// The envelope as the set_session_envelope message that carries it to a pen.
   public func wireMessage(sessionID: UInt32) -> SetSessionEnvelope {
     SetSessionEnvelope(
