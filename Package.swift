@@ -20,11 +20,13 @@ let package = Package(
     .library(name: "PenUSB", targets: ["PenUSB"]),
     .library(name: "PenClinic", targets: ["PenClinic"]),
     .library(name: "PenSimulator", targets: ["PenSimulator"]),
+    .library(name: "PenSimulatorTestKit", targets: ["PenSimulatorTestKit"]),
     .executable(name: "penctl", targets: ["penctl"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+    .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
   ],
   targets: [
     // The wire protocol: frames, CRC-32C, and the message catalogue generated from
@@ -54,8 +56,17 @@ let package = Package(
     // The simulated pen lives beside Sources, at the top level, as the mission lays out.
     .target(
       name: "PenSimulator",
-      dependencies: ["PenWire", "PenSafety"],
+      dependencies: [
+        "PenWire", "PenSafety", "PenDriver", .product(name: "Crypto", package: "swift-crypto"),
+      ],
       path: "Simulator/Sources/PenSimulator",
+      swiftSettings: strictSwift
+    ),
+    // One call starts a simulated pen with a scripted host, for other packages' tests.
+    .target(
+      name: "PenSimulatorTestKit",
+      dependencies: ["PenSimulator", "PenDriver", "PenWire"],
+      path: "Simulator/Sources/PenSimulatorTestKit",
       swiftSettings: strictSwift
     ),
     .executableTarget(
@@ -81,7 +92,7 @@ let package = Package(
     ),
     .testTarget(
       name: "PenSimulatorTests",
-      dependencies: ["PenSimulator"],
+      dependencies: ["PenSimulator", "PenSimulatorTestKit", "PenSafety", "PenWire"],
       swiftSettings: strictSwift
     ),
     .testTarget(name: "PenUSBTests", dependencies: ["PenUSB"], swiftSettings: strictSwift),

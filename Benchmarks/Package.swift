@@ -26,6 +26,28 @@ let package = Package(
       plugins: [
         .plugin(name: "BenchmarkPlugin", package: "benchmark")
       ]
-    )
+    ),
+    .executableTarget(
+      name: "SafetyBenchmarks",
+      dependencies: [
+        .product(name: "PenSafety", package: "PenControl"),
+        .product(name: "PenWire", package: "PenControl"),
+        .product(name: "Benchmark", package: "benchmark"),
+      ],
+      path: "Benchmarks/SafetyBenchmarks",
+      swiftSettings: [.swiftLanguageMode(.v6)],
+      plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+    ),
+    .executableTarget(
+      name: "SimulatorBenchmarks",
+      dependencies: [
+        .product(name: "PenSimulator", package: "PenControl"),
+        .product(name: "PenWire", package: "PenControl"),
+        .product(name: "Benchmark", package: "benchmark"),
+      ],
+      path: "Benchmarks/SimulatorBenchmarks",
+      swiftSettings: [.swiftLanguageMode(.v6)],
+      plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+    ),
   ]
 )
