@@ -319,6 +319,11 @@ struct Limits {
           Refusal(
             .outsideEnvelope, .rfPulseDuration, value: s.rfPulseDuration.value, limit: limit.value))
       }
+      // The pulse must be deliverable at the pen's maximum power: mJ per ms is W (SR-005).
+      let power = s.rfEnergyPerPin.value * Double(e.pinCount) / s.rfPulseDuration.value
+      if !(power <= e.maxRFPower.value) {
+        return .refuse(Refusal(.outsideEnvelope, .rfPower, value: power, limit: e.maxRFPower.value))
+      }
     }
     // Soft limits: above the recommended maximum, clamp with a warning unless confirmed.
     var clamped = s

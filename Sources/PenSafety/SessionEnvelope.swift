@@ -264,10 +264,11 @@ public enum EnvelopeError: Error, Sendable, Hashable {
       tissueTemperatureCutoff: m.rfAllowed
         ? m.tissueTemperatureCutoff : pen.tissueTemperatureCutoff,
       handpieceTemperatureCutoff: pen.handpieceTemperatureCutoff,
-      recommendedDepth: SoftRange(m.maxDepth, min: pen.minDepth, max: m.maxDepth),
-      recommendedSpeed: SoftRange(m.maxSpeed, min: pen.minSpeed, max: m.maxSpeed),
-      recommendedRFEnergyPerPin: SoftRange(energy, min: .zero, max: energy),
-      defaultPulse: pen.minPulse)
+      // Until the host sets parameters, the pen starts at its gentlest: shallowest, slowest, no RF.
+      recommendedDepth: SoftRange(pen.minDepth, min: pen.minDepth, max: m.maxDepth),
+      recommendedSpeed: SoftRange(pen.minSpeed, min: pen.minSpeed, max: m.maxSpeed),
+      recommendedRFEnergyPerPin: SoftRange(.zero, min: .zero, max: energy),
+      defaultPulse: pen.maxPulse)
   }
 
   /// A stand-in for "no envelope": every limit zero, nothing allowed.

@@ -166,3 +166,36 @@ struct VettingTests {
     #expect(core.envelope == nil)
   }
 }
+
+@Suite("Command vetting: deliverable pulses")
+struct DeliverablePulseTests {
+  @Test("SR-005: a pulse the pen cannot deliver at its rated power is refused")
+  func undeliverablePulseRefused() throws {
+    var core = try VettingTests.ready()
+    // 25 mJ x 24 pins in 10 ms needs 60 W: exactly the rf200's rating, accepted.
+    #expect(
+      core.apply(
+        .setParameters(VettingTests.params(depth: 0.75, rf: 25, pulse: 10), confirmed: true)
+      ).isAccepted)
+    // 30 mJ x 24 pins in 11 ms would need 65.5 W.
+    let verdict = core.apply(
+      .setParameters(VettingTests.params(depth: 0.75, rf: 30, pulse: 11), confirmed: true))
+    guard case .refuse(let r) = verdict else {
+      Issue.record("accepted \(verdict)")
+      return
+    }
+    #expect(r.code == .outsideEnvelope && r.quantity == .rfPower && r.limit == 60, "\(r)")
+  }
+
+  @Test(
+    "SR-005: a pen that loads an envelope from the wire starts with no RF, shallowest and slowest")
+  func wireEnvelopeStartsGently() throws {
+    var core = SafetyCore(model: .rf200)
+    core.finishSelfTest(passed: true)
+    let envelope = try SessionEnvelope.fromWire(
+      try Fixture.envelope().wireMessage(sessionID: 2), model: .rf200)
+    #expect(core.apply(.loadEnvelope(envelope, sessionID: 2)) == .accept)
+    #expect(core.setpoints.rfEnergyPerPin == .zero)
+    #expect(core.setpoints.depth == Millimetres(0.5) && core.setpoints.speed == Hertz(0.5))
+  }
+}

@@ -55,6 +55,7 @@ public struct PenFirmware: Sendable {
   public private(set) var plugged = true
 
   var sensors: SensorBank
+  var fixtures: ReferenceFixtures
   var rng: SeededGenerator
   var decoder = StreamDecoder()
   var penSequence: UInt16 = 0
@@ -104,6 +105,7 @@ public struct PenFirmware: Sendable {
     physics = PenPhysics(capability: capability, profile: .drawn(seed: seed))
     truth = TruthRecord(pinCount: capability.pinCount)
     sensors = SensorBank(seed: seed)
+    fixtures = ReferenceFixtures(seed: seed)
     rng = SeededGenerator(seed: seed ^ 0xF12E_3A7E)
     cartridge = SimulatedCartridge(
       id: seed &* 0x9E37_79B9 &+ 1, needleCount: UInt8(capability.pinCount))

@@ -19,6 +19,8 @@ public struct PenPhysics: Sendable {
   public var skinContact = false
   /// The tissue's base impedance where the tip is (depends on the area).
   public var tissueBaseImpedance = Ohms(320)
+  /// The tip sits on the technician's RF reference load instead of skin.
+  var onReferenceLoad = false
   /// Faults acting on the physics.
   var stalled = false
   var rfStuck = false
@@ -66,6 +68,8 @@ public struct PenPhysics: Sendable {
     // Impedance: open without contact; deeper needles see lower impedance; heat lowers it a little.
     if let forced = impedanceOverride {
       impedance = forced
+    } else if onReferenceLoad {
+      impedance = ReferenceFixtures.loadResistance
     } else if skinContact {
       let depthFactor = 1 + 0.4 * (1 - min(depth.value, 2) / 2)
       let heatFactor = 1 - 0.01 * max(0, tissueTemperature.value - 34)
@@ -79,14 +83,15 @@ public struct PenPhysics: Sendable {
     } else if rfStuck {
       rfPower = Watts(capability.maxRFPower.value * 0.5)
     } else if rfCommand.value > 0 && impedance.value < 65535 {
+      // The generator saturates at the pen's rated power.
       let load = min(2, max(0.5, Self.nominalImpedance / impedance.value))
-      rfPower = Watts(rfCommand.value * profile.rfGain * load)
+      rfPower = Watts(min(rfCommand.value * profile.rfGain * load, capability.maxRFPower.value))
     } else {
       rfPower = .zero
     }
     let delivered = rfPower.value * seconds
     // Heat: RF warms the tissue (only through contact) and the handpiece; both cool towards rest.
-    let heating = skinContact ? delivered * Self.tissueHeating : 0
+    let heating = skinContact && !onReferenceLoad ? delivered * Self.tissueHeating : 0
     tissueTemperature = Celsius(
       tissueTemperature.value + heating - (tissueTemperature.value - 33) * seconds
         / Self.tissueCooling)

@@ -15,6 +15,8 @@ public struct TruthRecord: Sendable {
   public private(set) var maxSpeed = Hertz.zero
   /// The largest energy per pin any single pulse delivered.
   public private(set) var maxPulseEnergyPerPin = Millijoules.zero
+  /// The energy per pin of the last complete pulse.
+  public private(set) var lastPulseEnergyPerPin = Millijoules.zero
   /// All RF energy delivered, and the part of it delivered without skin contact.
   public private(set) var rfEnergy = Millijoules.zero
   public private(set) var rfEnergyWithoutContact = Millijoules.zero
@@ -65,6 +67,7 @@ public struct TruthRecord: Sendable {
       if !rfOn {
         pulses += 1
         let perPin = Millijoules(pulseEnergy.value / Double(pinCount))
+        lastPulseEnergyPerPin = perPin
         if perPin > maxPulseEnergyPerPin { maxPulseEnergyPerPin = perPin }
         pulseEnergy = .zero
       }
