@@ -95,6 +95,11 @@ let package = Package(
       dependencies: ["PenSimulator", "PenSimulatorTestKit", "PenSafety", "PenWire"],
       swiftSettings: strictSwift
     ),
+    .testTarget(
+      name: "PenDriverTests",
+      dependencies: ["PenDriver", "PenSimulator", "PenWire"],
+      swiftSettings: strictSwift
+    ),
     .testTarget(name: "PenUSBTests", dependencies: ["PenUSB"], swiftSettings: strictSwift),
     .testTarget(
       name: "EndToEndTests",

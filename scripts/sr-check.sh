@@ -12,8 +12,8 @@ for id in $ids; do
   n=$(grep -rlw -- "$id" Tests | wc -l)
   if [ "$n" -eq 0 ]; then missing+=("$id"); fi
 done
-tests=$(grep -rhoE 'SR-[0-9]{3}' Tests 2>/dev/null | wc -l)
-echo "sr-check: ${total} safety requirements in Firmware-Specs; $((total - ${#missing[@]})) named by tests (${tests} mentions in Tests/)"
+tests=$(grep -rhE '@Test\("[^"]*SR-[0-9]{3}' Tests 2>/dev/null | wc -l)
+echo "sr-check: ${total} safety requirements in Firmware-Specs; $((total - ${#missing[@]})) named by tests; ${tests} tests name a requirement"
 if [ ${#missing[@]} -gt 0 ]; then
   echo "sr-check: requirements with no test naming them: ${missing[*]}"
   if [ "$strict" = "1" ]; then exit 1; fi

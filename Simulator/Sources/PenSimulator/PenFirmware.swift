@@ -53,6 +53,9 @@ public struct PenFirmware: Sendable {
   public private(set) var droppedFrames = 0
   /// Whether the USB cable is connected.
   public private(set) var plugged = true
+  /// The catalogue hash this firmware was built with; change it to simulate a pen built from
+  /// another Firmware-Specs.
+  public var catalogueHash = MessageCatalogue.hash
 
   var sensors: SensorBank
   var fixtures: ReferenceFixtures
@@ -569,7 +572,7 @@ public struct PenFirmware: Sendable {
     return DeviceInfo(
       model: model, serial: serial, firmwareMajor: Self.firmwareVersion.major,
       firmwareMinor: Self.firmwareVersion.minor, firmwarePatch: Self.firmwareVersion.patch,
-      protocolVersion: FrameLayout.protocolVersion, catalogueHash: MessageCatalogue.hash,
+      protocolVersion: FrameLayout.protocolVersion, catalogueHash: catalogueHash,
       capabilities: capabilities, minDepth: capability.minDepth, maxDepth: capability.maxDepth,
       depthStep: capability.depthStep, minSpeed: capability.minSpeed, maxSpeed: capability.maxSpeed,
       pinCount: UInt8(capability.pinCount),
