@@ -49,3 +49,70 @@ public enum TelemetryCheck {
     return nil
   }
 }
+
+/// What the host guard must do next (SR-026).
+public enum GuardAction: Sendable, Hashable {
+  case none
+  /// Send a stop frame on the command endpoint now.
+  case sendStop(FaultCode)
+  /// The stop went unanswered: send EMERGENCY_STOP on endpoint 0 now.
+  case escalateToEmergencyStop(FaultCode)
+  /// Report the fault to the application (the pen is stopped or estopped).
+  case report(FaultCode)
+}
+
+/// The host guard's reaction to telemetry, as a pure state machine that the driver's per-pen
+/// thread feeds: a sample outside the envelope asks for a stop; a stop not acknowledged within
+/// `escalateAfter` asks for the endpoint-0 emergency stop; either way the fault is reported once.
+/// No allocation: the driver's per-sample path runs this on every telemetry frame.
+@frozen public struct GuardReaction: Sendable, Hashable {
+  /// How long a stop may go unanswered before the emergency stop (SR-026).
+  public static let escalateAfter = Microseconds.milliseconds(50)
+
+  public private(set) var stopSentAt: Microseconds?
+  public private(set) var fault: FaultCode = .none
+  public private(set) var escalated = false
+  public private(set) var reported = false
+
+  public init() {}
+
+  /// A telemetry sample arrived.
+  public mutating func onTelemetry(_ t: Telemetry, envelope: SessionEnvelope, now: Microseconds)
+    -> GuardAction
+  {
+    guard stopSentAt == nil, !escalated else { return .none }
+    // The pen's own fault counts too: it has stopped, the host reports it.
+    if t.fault != .none && !reported {
+      reported = true
+      fault = t.fault
+      return .report(t.fault)
+    }
+    guard t.state == .treating || t.state == .paused || t.state == .armed,
+      let violation = TelemetryCheck.violation(t, envelope: envelope)
+    else { return .none }
+    fault = violation
+    stopSentAt = now
+    return .sendStop(violation)
+  }
+
+  /// The stop was acknowledged by the pen.
+  public mutating func onStopAcknowledged() -> GuardAction {
+    guard stopSentAt != nil, !reported else { return .none }
+    stopSentAt = nil
+    reported = true
+    return .report(fault)
+  }
+
+  /// Time passed with no answer: escalate once the stop is overdue.
+  public mutating func onTick(now: Microseconds) -> GuardAction {
+    guard let sent = stopSentAt, !escalated,
+      now.rawValue >= sent.rawValue + Self.escalateAfter.rawValue
+    else { return .none }
+    escalated = true
+    stopSentAt = nil
+    return .escalateToEmergencyStop(fault)
+  }
+
+  /// After the application has dealt with a fault (acknowledged, re-armed), watch again.
+  public mutating func reset() { self = GuardReaction() }
+}
