@@ -69,6 +69,34 @@ let package = Package(
       path: "Simulator/Sources/PenSimulatorTestKit",
       swiftSettings: strictSwift
     ),
+    // umockdev (with GLib), found through pkg-config; only the C shim below includes it.
+    .systemLibrary(
+      name: "CUMockdev",
+      path: "Simulator/Sources/CUMockdevShim/umockdev",
+      pkgConfig: "umockdev-1.0",
+      providers: [.apt(["libumockdev-dev", "umockdev"])]
+    ),
+    // A small C shim over umockdev's ioctl API for the emulated USB pen (Linux only).
+    .target(
+      name: "CUMockdevShim",
+      dependencies: ["CUMockdev"],
+      path: "Simulator/Sources/CUMockdevShim",
+      exclude: ["umockdev"],
+      sources: ["shim.c"],
+      publicHeadersPath: "include",
+      linkerSettings: [
+        .linkedLibrary("umockdev", .when(platforms: [.linux])),
+        .linkedLibrary("gobject-2.0", .when(platforms: [.linux])),
+        .linkedLibrary("glib-2.0", .when(platforms: [.linux])),
+      ]
+    ),
+    // The simulated pen on an emulated USB bus that the real libusb sees, through umockdev.
+    .target(
+      name: "PenUSBEmulator",
+      dependencies: ["CUMockdevShim", "PenSimulator", "PenSafety", "PenWire"],
+      path: "Simulator/Sources/PenUSBEmulator",
+      swiftSettings: strictSwift
+    ),
     .executableTarget(
       name: "penctl",
       dependencies: [
@@ -100,7 +128,16 @@ let package = Package(
       dependencies: ["PenDriver", "PenSimulator", "PenWire"],
       swiftSettings: strictSwift
     ),
-    .testTarget(name: "PenUSBTests", dependencies: ["PenUSB"], swiftSettings: strictSwift),
+    .testTarget(
+      name: "PenUSBTests",
+      dependencies: [
+        "PenUSB", "PenUSBEmulator", "PenSimulator", "PenDriver", "CLibUSB", "PenWire",
+      ],
+      swiftSettings: strictSwift,
+      // umockdev's preload library in the test binary's NEEDED list (ahead of libc), so that
+      // libusb sees the emulated bus without umockdev-wrapper.
+      linkerSettings: [.linkedLibrary("umockdev-preload", .when(platforms: [.linux]))]
+    ),
     .testTarget(
       name: "EndToEndTests",
       dependencies: ["penctl"],
