@@ -37,6 +37,8 @@ test: deps spec-check embedded-check sr-check unit-test
 
 demo: build
 	$(SWIFT) run --scratch-path $(SCRATCH) penctl spec
+	$(SWIFT) run --scratch-path $(SCRATCH) penctl devices --sim
+	$(SWIFT) run --scratch-path $(SCRATCH) penctl info --sim
 
 bench: deps
 	scripts/bench.sh run

@@ -46,6 +46,46 @@ enum LibUSB {
 
   static func exit(_ context: OpaquePointer) { libusb_exit(context) }
 
+  /// Opens the device at a bus location.
+  static func open(_ context: OpaquePointer, bus: UInt8, address: UInt8) throws(USBError)
+    -> OpaquePointer
+  {
+    var list: UnsafeMutablePointer<OpaquePointer?>?
+    let count = libusb_get_device_list(context, &list)
+    try check(Int32(clamping: count), "libusb_get_device_list")
+    defer { libusb_free_device_list(list, 1) }
+    for i in 0..<count {
+      guard let device = list?[i], libusb_get_bus_number(device) == bus,
+        libusb_get_device_address(device) == address
+      else { continue }
+      var handle: OpaquePointer?
+      try check(libusb_open(device, &handle), "libusb_open")
+      return handle!
+    }
+    throw USBError(code: USBError.noDevice, call: "libusb_open")
+  }
+
+  /// The device's serial-number string, or nil when it has none or cannot be opened.
+  static func serialNumber(_ context: OpaquePointer, bus: UInt8, address: UInt8) -> String? {
+    guard let handle = try? open(context, bus: bus, address: address) else { return nil }
+    defer { libusb_close(handle) }
+    var descriptor = libusb_device_descriptor()
+    guard libusb_get_device_descriptor(libusb_get_device(handle), &descriptor) == 0,
+      descriptor.iSerialNumber != 0
+    else { return nil }
+    var buffer = [UInt8](repeating: 0, count: 64)
+    let n = libusb_get_string_descriptor_ascii(
+      handle, descriptor.iSerialNumber, &buffer, Int32(buffer.count))
+    guard n > 0 else { return nil }
+    return String(decoding: buffer[0..<Int(n)], as: UTF8.self)
+  }
+
+  static func handleEvents(_ context: OpaquePointer, _ tv: inout timeval) {
+    _ = libusb_handle_events_timeout_completed(context, &tv, nil)
+  }
+
+  static func interruptEvents(_ context: OpaquePointer) { libusb_interrupt_event_handler(context) }
+
   /// The devices on the bus with their descriptors' ids and locations.
   static func deviceList(_ context: OpaquePointer) throws(USBError) -> [USBDeviceInfo] {
     var list: UnsafeMutablePointer<OpaquePointer?>?

@@ -11,7 +11,7 @@ struct PenCtl: ParsableCommand {
       Exit codes: 0 success; 64 usage error; 65 bad input (a file or value is wrong); \
       66 refused by a safety or clinical rule; 67 device fault or aborted treatment; 70 internal error.
       """,
-    subcommands: [SpecCommand.self]
+    subcommands: [SpecCommand.self, DevicesCommand.self, InfoCommand.self]
   )
 }
 
