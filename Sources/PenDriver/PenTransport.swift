@@ -39,4 +39,14 @@ public protocol PenTransport: AnyObject, Sendable {
   func emergencyStop() throws(TransportError)
   /// Releases the pen; later calls fail with `.closed`.
   func close()
+  /// The transport's time, for heartbeats and timeouts: a monotonic wall clock for a real pen, the
+  /// pen's virtual clock for a simulated one (so a simulated session never waits for real time).
+  var now: Microseconds { get }
+}
+
+extension PenTransport {
+  /// Sends bytes of an encoded frame buffer.
+  public func send(_ frame: FrameBuffer, timeout: Microseconds) throws(TransportError) {
+    try send(frame.bytes, timeout: timeout)
+  }
 }

@@ -172,6 +172,14 @@ struct Limits {
     }
   }
 
+  /// Host side only: follow the state and fault the pen reports, since the pen is the authority on
+  /// its own state (a trip, a brown-out). Boot and idle hold no envelope.
+  public mutating func follow(state newState: PenState, fault: FaultCode) {
+    state = newState
+    latchedFault = fault
+    if newState == .boot || newState == .idle { hasEnvelope = false }
+  }
+
   /// A brown-out or power cycle: back to boot with nothing loaded (SR-032). Only the estop count,
   /// which the firmware keeps in non-volatile memory, survives.
   public mutating func powerLoss() {

@@ -48,6 +48,13 @@ public final class USBPenTransport: PenTransport, @unchecked Sendable {
 
   // MARK: PenTransport
 
+  /// A monotonic wall clock: a real pen lives in real time.
+  public var now: Microseconds {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Microseconds(UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec) / 1000)
+  }
+
   public func send(_ frame: [UInt8], timeout: Microseconds) throws(TransportError) {
     try checkOpen()
     var bytes = frame

@@ -91,4 +91,7 @@ public final class LoopbackTransport: PenTransport {
   }
 
   public func close() { state.withLock { $0.closed = true } }
+
+  /// The simulated pen's virtual clock.
+  public var now: Microseconds { pen.with { $0.now } }
 }
