@@ -131,7 +131,7 @@ let package = Package(
     .testTarget(
       name: "PenUSBTests",
       dependencies: [
-        "PenUSB", "PenUSBEmulator", "PenSimulator", "PenDriver", "CLibUSB", "PenWire",
+        "PenUSB", "PenUSBEmulator", "PenSimulator", "PenDriver", "PenSafety", "CLibUSB", "PenWire",
       ],
       swiftSettings: strictSwift,
       // umockdev's preload library in the test binary's NEEDED list (ahead of libc), so that

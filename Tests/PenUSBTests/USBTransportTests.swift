@@ -1,5 +1,6 @@
 #if os(Linux)
   import PenDriver
+  import PenSafety
   import PenSimulator
   import PenUSB
   import PenUSBEmulator
@@ -58,6 +59,94 @@
           _ = try Handshake.perform(over: transport)
           try transport.emergencyStop()
           #expect(pen.with { $0.core.state } == .estop)
+        }
+      }
+
+      @Test("a stalled endpoint is reported once, cleared, and the link carries on")
+      func stallRecovery() throws {
+        try Self.withTransport { _, emulator, transport in
+          _ = try Handshake.perform(over: transport)
+          emulator.stall(endpoint: 0x01)
+          #expect(throws: TransportError.stall(endpoint: .commands)) {
+            try transport.send(
+              try FrameCodec.encode(.getStatus(GetStatus()), sequence: 1, flags: .ackRequested),
+              timeout: .milliseconds(100))
+          }
+          emulator.stall(endpoint: 0x81)
+          #expect(throws: TransportError.stall(endpoint: .responses)) {
+            for _ in 0..<50 {
+              _ = try transport.receive(from: .responses, timeout: .milliseconds(100))
+            }
+          }
+          // Both halts cleared by the transport: the pen answers again.
+          #expect(try Handshake.perform(over: transport).serial.description == "SIM-RF200-000042")
+        }
+      }
+
+      @Test(
+        "SR-015, SR-016, SR-032: a short treatment over USB, unplugged mid-treatment, then reconnected"
+      )
+      func treatmentOverUSB() async throws {
+        let sim = SimulatedPen(model: .rf200, seed: 42)
+        sim.advance(by: PenFirmware.bootTime)
+        sim.with { $0.physics.skinContact = true }
+        var unpluggedAt = Microseconds.zero
+        do {
+          let emulator = try EmulatedUSBPen(pen: sim)
+          let context = try USBContext()
+          let transport = try USBPenTransport(context: context, device: try context.devices()[0])
+          let pen = try Pen.connect(over: transport)
+          let preset = PresetLimits(
+            depth: SoftRange(Millimetres(0.75), min: Millimetres(0.5), max: Millimetres(1.0)),
+            speed: SoftRange(Hertz(3), min: Hertz(1), max: Hertz(3)),
+            rfEnergyPerPin: SoftRange(Millijoules(20), min: Millijoules(10), max: Millijoules(25)),
+            rfPulseDuration: Milliseconds(60))
+          try pen.load(
+            try SessionEnvelope.build(
+              model: .rf200, area: .forehead, preset: preset, skin: .typeII), sessionID: 3)
+          try pen.set(
+            Setpoints(
+              depth: Millimetres(0.75), speed: Hertz(3), rfEnergyPerPin: Millijoules(20),
+              rfPulseDuration: Milliseconds(60)))
+          try pen.arm()
+          try pen.start()
+          var treating = 0
+          for await sample in pen.telemetry where sample.state == .treating {
+            treating += 1
+            if treating == 60 { break }  // 0.6 s of treatment: a pulse or two at 3 Hz
+          }
+          #expect(treating == 60)
+          unpluggedAt = sim.with { $0.now }
+          emulator.unplug()
+          var lost = false
+          for await event in pen.events where event == .lost {
+            lost = true
+            break
+          }
+          #expect(lost, "the host reports the pen lost")
+          pen.disconnect()
+          withExtendedLifetime((emulator, context)) {}
+        }
+        // On its own battery the pen went safe within the heartbeat timeout (truth record).
+        sim.advance(by: .seconds(1))
+        let (truth, state, fault) = sim.with { ($0.truth, $0.core.state, $0.core.latchedFault) }
+        #expect(truth.pulses > 0)
+        let bound =
+          unpluggedAt.rawValue + SafetyTiming.heartbeatTimeout.rawValue + 2
+          * SafetyTiming.controlTick.rawValue
+        #expect((truth.lastRFOn?.rawValue ?? 0) <= bound)
+        #expect(state == .fault && fault == .heartbeatLost)
+        // Plugged in again (a new bus): the pen is in fault and does not resume.
+        sim.with { $0.inject(ScheduledFault(.usbUnplug, at: $0.now, duration: .zero)) }
+        sim.advance(by: .milliseconds(1))
+        let emulator = try EmulatedUSBPen(pen: sim)
+        try withExtendedLifetime(emulator) {
+          let context = try USBContext()
+          let transport = try USBPenTransport(context: context, device: try context.devices()[0])
+          let again = try Pen.connect(over: transport)
+          let status = try again.status()
+          #expect(status.state == .fault && status.fault == .heartbeatLost)
+          again.disconnect()
         }
       }
 

@@ -154,6 +154,12 @@
 
     /// Whether the device is still on the bus (false after `unplug()`, or once the emulator has
     /// noticed the pen unplugged by a fault).
+    /// Halts an endpoint, as a device does after an error: every transfer on it stalls until the
+    /// host clears the halt (libusb_clear_halt).
+    public func stall(endpoint: UInt8) {
+      handler.state.withLock { _ = $0.halted.insert(endpoint) }
+    }
+
     public var isConnected: Bool { handler.state.withLock { $0.connected } }
 
     /// Whether the pen's clock runs while libusb waits for IN data (see the type's notes).

@@ -52,6 +52,8 @@
       var bulkIn = InQueue()
       var interruptIn = InQueue()
       var waitTicks: UInt64 = 0
+      /// Endpoints halted (STALL): their URBs end with -EPIPE until the host clears the halt.
+      var halted: Set<UInt8> = []
     }
 
     init(pen: SimulatedPen, descriptors: PenUSBDescriptors, address: UInt8) {
@@ -112,6 +114,9 @@
         case .clearHalt, .resetEndpoint:
           guard let endpoint = readU32(client) else { return complete(client, EFAULT) }
           let known: [UInt32] = [0x00, 0x80, 0x01, 0x81, 0x82]
+          if known.contains(endpoint & 0xFF) {
+            state.withLock { _ = $0.halted.remove(UInt8(endpoint & 0xFF)) }
+          }
           complete(client, known.contains(endpoint & 0xFF) ? 0 : ENOENT)
         case .reset:
           complete(client, 0)
@@ -186,6 +191,14 @@
             actual: actual)
           s.reapable.append(urb)
           pump(&s)
+        }
+        return complete(client, 0)
+      }
+      if state.withLock({ $0.halted.contains(urb.endpoint) }) {
+        // A halted endpoint answers every transfer with a STALL handshake.
+        state.withLock { s in
+          finish(urb, status: -EPIPE, bytes: [], offset: 0, actual: 0)
+          s.reapable.append(urb)
         }
         return complete(client, 0)
       }
@@ -285,6 +298,12 @@
       var i = 0
       while i < s.pending.count {
         let urb = s.pending[i]
+        if s.halted.contains(urb.endpoint) {
+          finish(urb, status: -EPIPE, bytes: [], offset: 0, actual: 0)
+          s.pending.remove(at: i)
+          s.reapable.append(urb)
+          continue
+        }
         let taken =
           urb.endpoint == PenUSBDescriptors.bulkIn
           ? Self.take(from: &s.bulkIn, capacity: urb.length)
