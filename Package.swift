@@ -35,7 +35,11 @@ let package = Package(
     // The safety core shared by the host guard and the pen firmware.
     .target(name: "PenSafety", dependencies: ["PenWire"], swiftSettings: strictSwift),
     // The pen API above any transport.
-    .target(name: "PenDriver", dependencies: ["PenWire", "PenSafety"], swiftSettings: strictSwift),
+    .target(
+      name: "PenDriver",
+      dependencies: ["PenWire", "PenSafety", .product(name: "Crypto", package: "swift-crypto")],
+      swiftSettings: strictSwift
+    ),
     // libusb 1.0, found through pkg-config.
     .systemLibrary(
       name: "CLibUSB",

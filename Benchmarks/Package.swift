@@ -39,6 +39,18 @@ let package = Package(
       plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
     ),
     .executableTarget(
+      name: "DriverBenchmarks",
+      dependencies: [
+        .product(name: "PenDriver", package: "PenControl"),
+        .product(name: "PenSafety", package: "PenControl"),
+        .product(name: "PenWire", package: "PenControl"),
+        .product(name: "Benchmark", package: "benchmark"),
+      ],
+      path: "Benchmarks/DriverBenchmarks",
+      swiftSettings: [.swiftLanguageMode(.v6)],
+      plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+    ),
+    .executableTarget(
       name: "SimulatorBenchmarks",
       dependencies: [
         .product(name: "PenSimulator", package: "PenControl"),

@@ -13,6 +13,8 @@ public enum PenError: Error, Hashable, Sendable, CustomStringConvertible {
   /// The pen answered with something the protocol does not allow there.
   case unexpectedAnswer(message: UInt16, got: UInt16)
   case transport(TransportError)
+  /// A calibration record that does not encode or decode (calibration.md).
+  case badCalibrationRecord(CalibrationRecordError)
 
   public var description: String {
     func hex(_ v: UInt32) -> String {
@@ -37,6 +39,8 @@ public enum PenError: Error, Hashable, Sendable, CustomStringConvertible {
       return "the pen answered \(name(message)) with \(name(got))"
     case .transport(let error):
       return "USB: \(error)"
+    case .badCalibrationRecord(let error):
+      return "\(error)"
     }
   }
 }

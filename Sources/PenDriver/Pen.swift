@@ -48,6 +48,8 @@ public final class Pen: Sendable {
     var sentAt: Microseconds? = nil
     var attempts = 0
     var answer: Result<Message, PenError>? = nil
+    /// Every answer frame, for requests answered by several (read_event_log).
+    var collected: [Message] = []
     let signal = DispatchSemaphore(value: 0)
   }
 
@@ -59,7 +61,7 @@ public final class Pen: Sendable {
     var order: [Int] = []
     var nextTicket = 0
     var mirror: SafetyCore
-    var guardReaction = GuardReaction()
+    var guardPath = SafetyGuardPath()
     var watchdog = LinkWatchdog()
     var lastHeartbeat = Microseconds.zero
     var heartbeatCounter: UInt32 = 0
@@ -160,6 +162,11 @@ public final class Pen: Sendable {
   /// Sends one message and waits for its answer. `command` is what the guard vets first; a
   /// refused command never reaches the wire (SR-025).
   func perform(_ command: Command?, _ message: Message) throws(PenError) -> Message {
+    try performAll(command, message).first!
+  }
+
+  /// Like `perform`, returning every answer frame (read_event_log is answered by several).
+  func performAll(_ command: Command?, _ message: Message) throws(PenError) -> [Message] {
     let ticket = shared.withLock { s -> Int? in
       guard s.running && !s.lost else { return nil }
       let t = s.nextTicket
@@ -171,11 +178,26 @@ public final class Pen: Sendable {
     guard let ticket else { throw .transport(.disconnected) }
     let signal = shared.withLock { $0.outbox[ticket]!.signal }
     signal.wait()
-    let answer = shared.withLock { s -> Result<Message, PenError> in
+    let (answer, collected) = shared.withLock { s -> (Result<Message, PenError>, [Message]) in
       defer { s.outbox[ticket] = nil }
-      return s.outbox[ticket]?.answer ?? .failure(.transport(.disconnected))
+      return (
+        s.outbox[ticket]?.answer ?? .failure(.transport(.disconnected)),
+        s.outbox[ticket]?.collected ?? []
+      )
     }
-    return try answer.get()
+    let first = try answer.get()
+    return collected.isEmpty ? [first] : collected
+  }
+
+  /// One batch of the event log from `start` (up to 64 entries).
+  func collectEventLog(from start: UInt32) throws(PenError) -> [EventLogEntry] {
+    let answers: [Message]
+    do {
+      answers = try performAll(nil, .readEventLog(ReadEventLog(startIndex: start, count: 64)))
+    } catch .refused(_, .fieldOutOfRange, _) {
+      return []  // past the end of the log
+    }
+    return answers.compactMap { if case .eventLogEntry(let e) = $0 { e } else { nil } }
   }
 
   // MARK: The pen's thread
@@ -216,7 +238,7 @@ public final class Pen: Sendable {
           }
           out.sequence = s.sequence
           s.sequence &+= 1
-          if s.sequence == 0xFFFF { s.sequence = 1 }  // 0xFFFF is the guard's own stop
+          if s.sequence == SafetyGuardPath.stopSequence { s.sequence = 1 }  // 0xFFFF is the guard's own stop
           out.frame =
             (try? FrameCodec.encode(out.message, sequence: out.sequence, flags: .ackRequested))
             ?? []
@@ -268,7 +290,7 @@ public final class Pen: Sendable {
     case .telemetry(let t):
       onTelemetry(t, now: now)
     case .status(let s):
-      shared.withLock { $0.mirror.follow(state: s.state, fault: s.fault) }
+      shared.withLock { $0.mirror.follow(state: s.state, fault: s.fault, estopCount: s.estopCount) }
       eventsOut.yield(.state(s.state, fault: s.fault))
       if frame.header.flags.contains(.response) { answer(frame) }
     case .faultEvent(let f):
@@ -282,8 +304,7 @@ public final class Pen: Sendable {
   /// The guard's per-sample path: check, and stop on a violation (SR-026).
   func onTelemetry(_ t: Telemetry, now: Microseconds) {
     let action = shared.withLock { s -> GuardAction in
-      guard let envelope = s.mirror.envelope else { return .none }
-      return s.guardReaction.onTelemetry(t, envelope: envelope, now: now)
+      s.guardPath.react(to: t, envelope: s.mirror.envelope, now: now, transport: transport)
     }
     act(on: action)
     telemetryOut.yield(t)
@@ -294,10 +315,7 @@ public final class Pen: Sendable {
     case .none:
       break
     case .sendStop(let fault):
-      // Straight onto the wire: the guard does not queue behind the application's commands.
-      let frame =
-        (try? FrameCodec.encode(.stop(Stop()), sequence: 0xFFFF, flags: .ackRequested)) ?? []
-      try? transport.send(frame, timeout: Handshake.answerTimeout)
+      // The stop already went straight onto the wire (SafetyGuardPath), ahead of any command.
       eventsOut.yield(.guardStopped(fault))
     case .escalateToEmergencyStop(let fault):
       try? transport.emergencyStop()
@@ -308,8 +326,8 @@ public final class Pen: Sendable {
   }
 
   func answer(_ frame: Frame) {
-    if frame.header.sequence == 0xFFFF {
-      let action = shared.withLock { $0.guardReaction.onStopAcknowledged() }
+    if frame.header.sequence == SafetyGuardPath.stopSequence {
+      let action = shared.withLock { $0.guardPath.stopAcknowledged() }
       act(on: action)
       return
     }
@@ -320,6 +338,16 @@ public final class Pen: Sendable {
         })?.key,
         var out = s.outbox[ticket], out.answer == nil
       else { return }
+      if case .readEventLog(let request) = out.message,
+        case .eventLogEntry(let entry) = frame.message
+      {
+        out.collected.append(frame.message)
+        let expected = Int(min(UInt32(request.count), entry.total &- request.startIndex))
+        if out.collected.count < expected {
+          s.outbox[ticket] = out
+          return
+        }
+      }
       if case .nack(let n) = frame.message {
         out.answer = .failure(.refused(message: n.ackedMessage, code: n.code, detail: n.detail))
       } else {
@@ -343,7 +371,7 @@ public final class Pen: Sendable {
         frame = try? FrameCodec.encode(
           .hostHeartbeat(HostHeartbeat(counter: s.heartbeatCounter)), sequence: 0)
       }
-      return (frame, s.watchdog.isLost(at: now), s.guardReaction.onTick(now: now))
+      return (frame, s.watchdog.isLost(at: now), s.guardPath.tick(now: now))
     }
     act(on: action)
     if let heartbeat { try? transport.send(heartbeat, timeout: Handshake.answerTimeout) }

@@ -31,8 +31,8 @@ public enum TransportError: Error, Hashable, Sendable {
 /// calling thread for at most their timeout: the driver calls them from its own per-pen thread,
 /// never from Swift's cooperative pool.
 public protocol PenTransport: AnyObject, Sendable {
-  /// Sends one encoded frame on the command endpoint.
-  func send(_ frame: [UInt8], timeout: Microseconds) throws(TransportError)
+  /// Sends one encoded frame on the command endpoint (the bytes are only borrowed).
+  func send(_ frame: UnsafeRawBufferPointer, timeout: Microseconds) throws(TransportError)
   /// Receives the next bytes from an IN endpoint (at most one transfer's worth).
   func receive(from endpoint: PenEndpoint, timeout: Microseconds) throws(TransportError) -> [UInt8]
   /// Sends the vendor control request EMERGENCY_STOP on endpoint 0.
@@ -45,8 +45,16 @@ public protocol PenTransport: AnyObject, Sendable {
 }
 
 extension PenTransport {
-  /// Sends bytes of an encoded frame buffer.
+  /// Sends an encoded frame held in an array.
+  public func send(_ frame: [UInt8], timeout: Microseconds) throws(TransportError) {
+    let result = frame.withUnsafeBytes { raw in
+      Result { () throws(TransportError) in try send(raw, timeout: timeout) }
+    }
+    try result.get()
+  }
+
+  /// Sends an encoded frame buffer, without copying it.
   public func send(_ frame: FrameBuffer, timeout: Microseconds) throws(TransportError) {
-    try send(frame.bytes, timeout: timeout)
+    try frame.withUnsafeBytes { (raw) throws(TransportError) in try send(raw, timeout: timeout) }
   }
 }

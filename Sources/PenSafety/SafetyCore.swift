@@ -174,9 +174,12 @@ struct Limits {
 
   /// Host side only: follow the state and fault the pen reports, since the pen is the authority on
   /// its own state (a trip, a brown-out). Boot and idle hold no envelope.
-  public mutating func follow(state newState: PenState, fault: FaultCode) {
+  public mutating func follow(
+    state newState: PenState, fault: FaultCode, estopCount count: UInt16? = nil
+  ) {
     state = newState
     latchedFault = fault
+    if let count { estopCount = count }
     if newState == .boot || newState == .idle { hasEnvelope = false }
   }
 

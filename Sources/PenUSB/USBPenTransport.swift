@@ -55,16 +55,15 @@ public final class USBPenTransport: PenTransport, @unchecked Sendable {
     return Microseconds(UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec) / 1000)
   }
 
-  public func send(_ frame: [UInt8], timeout: Microseconds) throws(TransportError) {
+  public func send(_ frame: UnsafeRawBufferPointer, timeout: Microseconds) throws(TransportError) {
     try checkOpen()
-    var bytes = frame
     var sent: Int32 = 0
-    let rc = bytes.withUnsafeMutableBufferPointer { buffer in
-      libusb_bulk_transfer(
-        handle, UInt8(PenEndpoint.commands.rawValue), buffer.baseAddress, Int32(buffer.count),
-        &sent,
-        Self.milliseconds(timeout))
-    }
+    // libusb takes a mutable pointer but only reads an OUT transfer's buffer.
+    let buffer = UnsafeMutablePointer(
+      mutating: frame.baseAddress?.assumingMemoryBound(to: UInt8.self))
+    let rc = libusb_bulk_transfer(
+      handle, UInt8(PenEndpoint.commands.rawValue), buffer, Int32(frame.count), &sent,
+      Self.milliseconds(timeout))
     if rc == Int32(LIBUSB_ERROR_PIPE.rawValue) {
       libusb_clear_halt(handle, PenEndpoint.commands.rawValue)
       throw .stall(endpoint: .commands)

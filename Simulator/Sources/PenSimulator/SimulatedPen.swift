@@ -44,10 +44,11 @@ public final class LoopbackTransport: PenTransport {
 
   public init(pen: SimulatedPen) { self.pen = pen }
 
-  public func send(_ frame: [UInt8], timeout: Microseconds) throws(TransportError) {
+  public func send(_ frame: UnsafeRawBufferPointer, timeout: Microseconds) throws(TransportError) {
     if state.withLock({ $0.closed }) { throw .closed }
+    let bytes = Array(frame)
     let plugged = pen.with { fw -> Bool in
-      fw.receive(frame)
+      fw.receive(bytes)
       return fw.plugged
     }
     if !plugged { throw .disconnected }
