@@ -238,7 +238,8 @@ public final class Pen: Sendable {
           }
           out.sequence = s.sequence
           s.sequence &+= 1
-          if s.sequence == SafetyGuardPath.stopSequence { s.sequence = 1 }  // 0xFFFF is the guard's own stop
+          // The guard's stops carry their own sequence number; commands skip it.
+          if s.sequence == SafetyGuardPath.stopSequence { s.sequence = 1 }
           out.frame =
             (try? FrameCodec.encode(out.message, sequence: out.sequence, flags: .ackRequested))
             ?? []
