@@ -5,6 +5,7 @@
   import PenUSB
   import PenUSBEmulator
   import PenWire
+  import Synchronization
   import Testing
 
   /// PenUSB — the real libusb code, asynchronous IN transfers and all — against the simulated pen
@@ -147,6 +148,28 @@
           let status = try again.status()
           #expect(status.state == .fault && status.fault == .heartbeatLost)
           again.disconnect()
+        }
+      }
+
+      @Test("hotplug: a pen already on the bus is reported as arrived when the watch starts")
+      func hotplugArrival() throws {
+        let pen = SimulatedPen(model: .rf200, seed: 42)
+        pen.advance(by: PenFirmware.bootTime)
+        let emulator = try EmulatedUSBPen(pen: pen)
+        try withExtendedLifetime(emulator) {
+          let context = try USBContext()
+          try #require(context.supportsHotplug)
+          let seen = Mutex<[HotplugEvent]>([])
+          let watch = try context.watchPens { event in seen.withLock { $0.append(event) } }
+          defer { watch.cancel() }
+          let events = seen.withLock { $0 }
+          #expect(events.count == 1)
+          guard case .arrived(let device) = events.first else {
+            Issue.record("expected an arrival, got \(events)")
+            return
+          }
+          #expect(device.id == USBDeviceID(vendor: 0x1209, product: 0x000A))
+          #expect(device.bus == emulator.busNumber && device.address == emulator.deviceAddress)
         }
       }
 
