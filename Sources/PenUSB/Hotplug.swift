@@ -29,7 +29,7 @@ public final class HotplugRegistration: @unchecked Sendable {
     defer { lock.unlock() }
     guard !cancelled else { return }
     cancelled = true
-    for handle in handles { libusb_hotplug_deregister_callback(context.context, handle) }
+    for handle in handles { LibUSB.deregisterHotplug(context.context, handle) }
     box.release()
   }
 }
@@ -41,9 +41,7 @@ final class HotplugBox: @unchecked Sendable {
 
 extension USBContext {
   /// Whether libusb can report devices arriving and leaving on this platform.
-  public var supportsHotplug: Bool {
-    libusb_has_capability(UInt32(LIBUSB_CAP_HAS_HOTPLUG.rawValue)) != 0
-  }
+  public var supportsHotplug: Bool { LibUSB.hasHotplug() }
 
   /// Calls `handler` for every pen (the ids of Firmware-Specs/usb.json) that arrives or leaves;
   /// pens already present are reported as arrived straight away. Events come on the context's
@@ -55,32 +53,17 @@ extension USBContext {
       throw USBError(code: USBError.notSupported, call: "libusb_hotplug_register_callback")
     }
     let box = Unmanaged.passRetained(HotplugBox(handler))
-    var handle: libusb_hotplug_callback_handle = 0
-    let events = Int32(
-      LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED.rawValue | LIBUSB_HOTPLUG_EVENT_DEVICE_LEFT.rawValue)
     var registrations: [libusb_hotplug_callback_handle] = []
     for id in USBDeviceID.pens {
-      let rc = libusb_hotplug_register_callback(
-        context, events, Int32(LIBUSB_HOTPLUG_ENUMERATE.rawValue), Int32(id.vendor),
-        Int32(id.product),
-        LIBUSB_HOTPLUG_MATCH_ANY,
-        { _, device, event, userData in
-          guard let device, let userData else { return 0 }
-          var descriptor = libusb_device_descriptor()
-          _ = libusb_get_device_descriptor(device, &descriptor)
-          let info = USBDeviceInfo(
-            id: USBDeviceID(vendor: descriptor.idVendor, product: descriptor.idProduct),
-            bus: libusb_get_bus_number(device), address: libusb_get_device_address(device))
-          let box = Unmanaged<HotplugBox>.fromOpaque(userData).takeUnretainedValue()
-          box.handler(event == LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED ? .arrived(info) : .left(info))
-          return 0  // keep the callback registered
-        }, box.toOpaque(), &handle)
-      if rc < 0 {
-        for h in registrations { libusb_hotplug_deregister_callback(context, h) }
+      do {
+        registrations.append(
+          try LibUSB.registerHotplug(
+            context, vendor: id.vendor, product: id.product, box.toOpaque()))
+      } catch {
+        for h in registrations { LibUSB.deregisterHotplug(context, h) }
         box.release()
-        throw USBError(code: rc, call: "libusb_hotplug_register_callback")
+        throw error
       }
-      registrations.append(handle)
     }
     startEventThread()
     return HotplugRegistration(context: self, handles: registrations, box: box)

@@ -80,6 +80,91 @@ enum LibUSB {
     return String(decoding: buffer[0..<Int(n)], as: UTF8.self)
   }
 
+  // Device handles.
+
+  static func claim(_ handle: OpaquePointer, interface: Int32) -> Int32 {
+    // Auto-detach is not supported everywhere, and needless where no kernel driver binds a vendor
+    // interface: its result does not matter.
+    _ = libusb_set_auto_detach_kernel_driver(handle, 1)
+    return libusb_claim_interface(handle, interface)
+  }
+
+  static func release(_ handle: OpaquePointer, interface: Int32) {
+    _ = libusb_release_interface(handle, interface)
+  }
+
+  static func close(_ handle: OpaquePointer) { libusb_close(handle) }
+
+  static func bulkOut(
+    _ handle: OpaquePointer, endpoint: UInt8, _ bytes: UnsafeRawBufferPointer, sent: inout Int32,
+    timeoutMilliseconds: UInt32
+  ) -> Int32 {
+    // libusb takes a mutable pointer but only reads an OUT transfer's buffer.
+    let buffer = UnsafeMutablePointer(
+      mutating: bytes.baseAddress?.assumingMemoryBound(to: UInt8.self))
+    return libusb_bulk_transfer(
+      handle, endpoint, buffer, Int32(bytes.count), &sent, timeoutMilliseconds)
+  }
+
+  static func controlOut(
+    _ handle: OpaquePointer, requestType: UInt8, request: UInt8, value: UInt16, index: UInt16,
+    timeoutMilliseconds: UInt32
+  ) -> Int32 {
+    libusb_control_transfer(handle, requestType, request, value, index, nil, 0, timeoutMilliseconds)
+  }
+
+  static func clearHalt(_ handle: OpaquePointer, endpoint: UInt8) {
+    _ = libusb_clear_halt(handle, endpoint)
+  }
+
+  // Asynchronous transfers.
+
+  static func allocateTransfer() -> UnsafeMutablePointer<libusb_transfer>? {
+    libusb_alloc_transfer(0)
+  }
+  static func submit(_ t: UnsafeMutablePointer<libusb_transfer>) -> Int32 {
+    libusb_submit_transfer(t)
+  }
+  static func cancel(_ t: UnsafeMutablePointer<libusb_transfer>) { _ = libusb_cancel_transfer(t) }
+  static func free(_ t: UnsafeMutablePointer<libusb_transfer>) { libusb_free_transfer(t) }
+
+  // Hotplug.
+
+  static func hasHotplug() -> Bool {
+    libusb_has_capability(UInt32(LIBUSB_CAP_HAS_HOTPLUG.rawValue)) != 0
+  }
+
+  /// Registers arrive and leave callbacks for one vendor and product id, enumerating devices
+  /// already present; `box` is an unmanaged HotplugBox the callbacks report to.
+  static func registerHotplug(
+    _ context: OpaquePointer, vendor: UInt16, product: UInt16, _ box: UnsafeMutableRawPointer
+  ) throws(USBError) -> libusb_hotplug_callback_handle {
+    var handle: libusb_hotplug_callback_handle = 0
+    let events = Int32(
+      LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED.rawValue | LIBUSB_HOTPLUG_EVENT_DEVICE_LEFT.rawValue)
+    let rc = libusb_hotplug_register_callback(
+      context, events, Int32(LIBUSB_HOTPLUG_ENUMERATE.rawValue), Int32(vendor), Int32(product),
+      LIBUSB_HOTPLUG_MATCH_ANY,
+      { _, device, event, userData in
+        guard let device, let userData else { return 0 }
+        var descriptor = libusb_device_descriptor()
+        _ = libusb_get_device_descriptor(device, &descriptor)
+        let info = USBDeviceInfo(
+          id: USBDeviceID(vendor: descriptor.idVendor, product: descriptor.idProduct),
+          bus: libusb_get_bus_number(device), address: libusb_get_device_address(device))
+        let box = Unmanaged<HotplugBox>.fromOpaque(userData).takeUnretainedValue()
+        box.handler(event == LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED ? .arrived(info) : .left(info))
+        return 0  // keep the callback registered
+      }, box, &handle)
+    try check(rc, "libusb_hotplug_register_callback")
+    return handle
+  }
+
+  static func deregisterHotplug(_ context: OpaquePointer, _ handle: libusb_hotplug_callback_handle)
+  {
+    libusb_hotplug_deregister_callback(context, handle)
+  }
+
   static func handleEvents(_ context: OpaquePointer, _ tv: inout timeval) {
     _ = libusb_handle_events_timeout_completed(context, &tv, nil)
   }

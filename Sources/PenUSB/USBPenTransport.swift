@@ -15,6 +15,8 @@ public final class USBPenTransport: PenTransport, @unchecked Sendable {
   let context: USBContext
   let handle: OpaquePointer
   let lock = NSCondition()
+  /// Serialises the synchronous calls on the device handle.
+  let handleLock = NSLock()
   // Guarded by `lock`.
   var queues: [PenEndpoint: [[UInt8]]] = [.responses: [], .telemetry: []]
   var stalled: Set<PenEndpoint> = []
@@ -31,11 +33,9 @@ public final class USBPenTransport: PenTransport, @unchecked Sendable {
     self.context = context
     self.device = device
     handle = try LibUSB.open(context.context, bus: device.bus, address: device.address)
-    // Not supported everywhere (and needless where no kernel driver binds a vendor interface).
-    _ = libusb_set_auto_detach_kernel_driver(handle, 1)
-    let claimed = libusb_claim_interface(handle, Self.interface)
+    let claimed = LibUSB.claim(handle, interface: Self.interface)
     if claimed < 0 {
-      libusb_close(handle)
+      LibUSB.close(handle)
       throw USBError(code: claimed, call: "libusb_claim_interface")
     }
     context.startEventThread()
@@ -58,14 +58,13 @@ public final class USBPenTransport: PenTransport, @unchecked Sendable {
   public func send(_ frame: UnsafeRawBufferPointer, timeout: Microseconds) throws(TransportError) {
     try checkOpen()
     var sent: Int32 = 0
-    // libusb takes a mutable pointer but only reads an OUT transfer's buffer.
-    let buffer = UnsafeMutablePointer(
-      mutating: frame.baseAddress?.assumingMemoryBound(to: UInt8.self))
-    let rc = libusb_bulk_transfer(
-      handle, UInt8(PenEndpoint.commands.rawValue), buffer, Int32(frame.count), &sent,
-      Self.milliseconds(timeout))
+    let rc = serialised {
+      LibUSB.bulkOut(
+        handle, endpoint: PenEndpoint.commands.rawValue, frame, sent: &sent,
+        timeoutMilliseconds: Self.milliseconds(timeout))
+    }
     if rc == Int32(LIBUSB_ERROR_PIPE.rawValue) {
-      libusb_clear_halt(handle, PenEndpoint.commands.rawValue)
+      serialised { LibUSB.clearHalt(handle, endpoint: PenEndpoint.commands.rawValue) }
       throw .stall(endpoint: .commands)
     }
     try Self.map(rc, endpoint: .commands, timeout: timeout, markDisconnected: markDisconnected)
@@ -95,10 +94,21 @@ public final class USBPenTransport: PenTransport, @unchecked Sendable {
   public func emergencyStop() throws(TransportError) {
     try checkOpen()
     // EMERGENCY_STOP: host-to-device, vendor, interface; wValue "ES" guards against stray requests.
-    let rc = libusb_control_transfer(
-      handle, 0x41, 0x01, 0x4553, UInt16(Self.interface), nil, 0, 100)
+    let rc = serialised {
+      LibUSB.controlOut(
+        handle, requestType: 0x41, request: 0x01, value: 0x4553, index: UInt16(Self.interface),
+        timeoutMilliseconds: 100)
+    }
     try Self.map(
       rc, endpoint: .commands, timeout: .milliseconds(100), markDisconnected: markDisconnected)
+  }
+
+  /// Runs a synchronous call on the device handle: one at a time, whichever thread asks (the
+  /// pen's thread sends, an application may send the emergency stop).
+  func serialised<R>(_ call: () -> R) -> R {
+    handleLock.lock()
+    defer { handleLock.unlock() }
+    return call()
   }
 
   public func close() {
@@ -111,14 +121,16 @@ public final class USBPenTransport: PenTransport, @unchecked Sendable {
     let inFlight = transfers
     lock.broadcast()
     lock.unlock()
-    for t in inFlight { libusb_cancel_transfer(t) }
+    for t in inFlight { LibUSB.cancel(t) }
     // Wait (bounded) for the event thread to complete the cancellations.
     let deadline = Date(timeIntervalSinceNow: 1)
     lock.lock()
     while pending > 0 && lock.wait(until: deadline) {}
     lock.unlock()
-    libusb_release_interface(handle, Self.interface)
-    libusb_close(handle)
+    serialised {
+      LibUSB.release(handle, interface: Self.interface)
+      LibUSB.close(handle)
+    }
   }
 
   // MARK: Transfers
@@ -138,7 +150,7 @@ public final class USBPenTransport: PenTransport, @unchecked Sendable {
   }
 
   func submit(_ endpoint: PenEndpoint) throws(USBError) {
-    guard let transfer = libusb_alloc_transfer(0) else {
+    guard let transfer = LibUSB.allocateTransfer() else {
       throw USBError(code: USBError.noMemory, call: "libusb_alloc_transfer")
     }
     let buffer = UnsafeMutablePointer<UInt8>.allocate(capacity: Self.transferSize)
@@ -162,7 +174,7 @@ public final class USBPenTransport: PenTransport, @unchecked Sendable {
     transfers.append(transfer)
     pending += 1
     lock.unlock()
-    let rc = libusb_submit_transfer(transfer)
+    let rc = LibUSB.submit(transfer)
     if rc < 0 {
       release(transfer)
       if rc == Int32(LIBUSB_ERROR_NO_DEVICE.rawValue) { markDisconnected() }
@@ -197,8 +209,10 @@ public final class USBPenTransport: PenTransport, @unchecked Sendable {
     lock.broadcast()
     lock.unlock()
     if resubmit {
-      if status == LIBUSB_TRANSFER_STALL { libusb_clear_halt(handle, endpoint.rawValue) }
-      let rc = libusb_submit_transfer(transfer)
+      if status == LIBUSB_TRANSFER_STALL {
+        serialised { LibUSB.clearHalt(handle, endpoint: endpoint.rawValue) }
+      }
+      let rc = LibUSB.submit(transfer)
       if rc == 0 { return }
       if rc == Int32(LIBUSB_ERROR_NO_DEVICE.rawValue) { markDisconnected() }
     }
@@ -213,7 +227,7 @@ public final class USBPenTransport: PenTransport, @unchecked Sendable {
     pending -= 1
     lock.broadcast()
     lock.unlock()
-    libusb_free_transfer(transfer)
+    LibUSB.free(transfer)
   }
 
   static func milliseconds(_ t: Microseconds) -> UInt32 {
