@@ -226,7 +226,7 @@ struct Limits {
             .faultActive, value: Double(Int(code.rawValue)),
             limit: Double(Int(latchedFault.rawValue))))
       }
-      if conditions.contains(latchedFault) {
+      if !causeGone(latchedFault) {
         return .refuse(Refusal(.faultActive, value: Double(Int(latchedFault.rawValue))))
       }
       return .accept
@@ -296,6 +296,27 @@ struct Limits {
     }
     if state != .treating { endPulse() }
     return verdict
+  }
+
+  /// Whether a latched fault's cause is gone (SR-021): its own condition clear, the needles
+  /// retracted and RF off; for cartridge and calibration faults, a valid cartridge and record
+  /// again. An internal error (a failed self test) clears only by a power cycle.
+  func causeGone(_ fault: FaultCode) -> Bool {
+    if fault == .internalError { return false }
+    if conditions.contains(fault) { return false }
+    guard
+      observed.depth <= SafetyTiming.retractedDepth && observed.rfPower < SafetyTiming.rfStuckPower
+    else {
+      return false
+    }
+    switch fault {
+    case .cartridgeInvalid, .cartridgeReused:
+      return observed.cartridge.present && observed.cartridge.valid
+    case .calibrationInvalid:
+      return observed.calibration == .valid
+    default:
+      return true
+    }
   }
 
   static func vetSetpoints(_ s: Setpoints, confirmed: Bool, envelope e: SessionEnvelope) -> Verdict
@@ -384,7 +405,10 @@ struct Limits {
   /// Evaluates one control tick: accounts the RF energy delivered since the last tick, detects
   /// every fault condition, latches trips, and returns what may be actuated until the next tick.
   public mutating func evaluate(_ i: TickInputs) -> Actuation {
-    let dt = lastTick.map { i.now.rawValue >= $0.rawValue ? i.now.rawValue - $0.rawValue : 0 } ?? 0
+    let dt = lastTick.map { Self.elapsed(from: $0, to: i.now) } ?? 0
+    // A clock that runs backwards cannot time a pulse: end it, RF stays off this tick.
+    let clockWentBack = lastTick.map { i.now < $0 } ?? false
+    if clockWentBack { endPulse() }
     let interval = dt > 1_000_000 ? 1_000_000 : dt
     lastTick = i.now
     observed = i
@@ -451,7 +475,7 @@ struct Limits {
     }
     let settled =
       impedanceInWindowSince.map {
-        i.now.rawValue - $0.rawValue >= SafetyTiming.impedanceReentry.rawValue
+        Self.elapsed(from: $0, to: i.now) >= SafetyTiming.impedanceReentry.rawValue
       } ?? false
     flags.set(.rfInhibitContact, !i.skinContact)
     flags.set(.rfInhibitImpedance, i.skinContact && !settled)
@@ -476,7 +500,7 @@ struct Limits {
       }
     }
     guard pulseActive else { return false }
-    let elapsed = Double(Int(truncatingIfNeeded: i.now.rawValue - pulseStart.rawValue)) / 1000
+    let elapsed = Double(Int(truncatingIfNeeded: Self.elapsed(from: pulseStart, to: i.now))) / 1000
     if !permitted || pulseEnergy + worstTick > pulseBudget || rfDelivered + worstTick > e.rfDoseCap
       || elapsed >= setpoints.rfPulseDuration.value
     {
@@ -596,6 +620,11 @@ struct Limits {
   }
 
   /// Starts or continues a persistence timer; true once the condition has lasted `span`.
+  /// Microseconds from `start` to `end`, zero when the clock went backwards (never a trap).
+  static func elapsed(from start: Microseconds, to end: Microseconds) -> UInt64 {
+    end.rawValue >= start.rawValue ? end.rawValue - start.rawValue : 0
+  }
+
   func persisted(_ since: inout Microseconds?, now: Microseconds, for span: Microseconds) -> Bool {
     guard let start = since else {
       since = now
@@ -613,7 +642,7 @@ struct Limits {
       window = (reading, now)
       return false
     }
-    return now.rawValue - window.since.rawValue >= span.rawValue
+    return Self.elapsed(from: window.since, to: now) >= span.rawValue
   }
 
   /// The cause that trips first, by severity, among those present. Heartbeat loss trips only while

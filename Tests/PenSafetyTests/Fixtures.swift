@@ -26,9 +26,11 @@ enum Fixture {
   static func onSkin(_ now: Microseconds, _ core: SafetyCore, rfPower: Watts = .zero) -> TickInputs
   {
     let jitter = Double((now.rawValue / 100) % 3) * 0.11 - 0.11
+    // Needles and motor are out only while treating; otherwise they are retracted and still.
+    let treating = core.state == .treating
     return TickInputs(
-      now: now, depth: core.setpoints.depth,
-      speed: Hertz(max(0, core.setpoints.speed.value + jitter)), rfPower: rfPower,
+      now: now, depth: treating ? core.setpoints.depth : .zero,
+      speed: Hertz(treating ? max(0, core.setpoints.speed.value + jitter) : 0), rfPower: rfPower,
       impedance: Ohms(300), tissueTemperature: Celsius(34), handpieceTemperature: Celsius(28),
       skinContact: true, heartbeatAge: Microseconds(10_000), cartridge: .fresh, calibration: .valid,
       pulseRequested: false)

@@ -430,3 +430,60 @@ struct TickTests {
     #expect(core.apply(.start) == .refuse(Refusal(.illegalTransition, value: 1)))
   }
 }
+
+@Suite("Control tick: review findings")
+struct ReviewFindingTests {
+  @Test(
+    "SR-021: a failed self test (internal error) cannot be acknowledged; only a power cycle clears it"
+  )
+  func internalErrorNeedsPowerCycle() {
+    var core = SafetyCore(model: .rf200)
+    core.finishSelfTest(passed: false)
+    _ = core.evaluate(TickInputs(now: Microseconds(100)))
+    #expect(
+      core.apply(.acknowledgeFault(.internalError)) == .refuse(Refusal(.faultActive, value: 20)))
+    #expect(core.state == .fault)
+    core.powerLoss()
+    core.finishSelfTest(passed: true)
+    #expect(core.state == .idle)
+  }
+
+  @Test("SR-021: a fault is not acknowledged while the needles are still out or RF is on")
+  func ackNeedsRetractedNeedlesAndRFOff() throws {
+    var (core, now) = try Fixture.treating(.mn100)
+    Fixture.run(&core, from: &now, ticks: 30) { t, c in
+      var i = Fixture.onSkin(t, c)
+      i.cartridge = .absent
+      return i
+    }
+    #expect(core.latchedFault == .cartridgeInvalid)
+    // Cartridge back, but the depth reading says the needles are still 0.7 mm out.
+    Fixture.run(&core, from: &now, ticks: 1) { t, c in
+      var i = Fixture.onSkin(t, c)
+      i.depth = Millimetres(0.7)
+      return i
+    }
+    #expect(!core.apply(.acknowledgeFault(.cartridgeInvalid)).isAccepted)
+    Fixture.run(&core, from: &now, ticks: 1) { t, c in
+      var i = Fixture.onSkin(t, c)
+      i.rfPower = Watts(3)
+      return i
+    }
+    #expect(!core.apply(.acknowledgeFault(.cartridgeInvalid)).isAccepted, "RF still measured")
+    Fixture.run(&core, from: &now, ticks: 1) { Fixture.onSkin($0, $1) }
+    #expect(core.apply(.acknowledgeFault(.cartridgeInvalid)) == .accept)
+  }
+
+  @Test("a clock that runs backwards ends the pulse and never traps")
+  func clockBackwards() throws {
+    var (core, now) = try Fixture.treating()
+    Fixture.run(&core, from: &now, ticks: 600) { Fixture.onSkin($0, $1) }
+    var i = Fixture.onSkin(Microseconds(now.rawValue + 100), core)
+    i.pulseRequested = true
+    #expect(core.evaluate(i).rfOn)
+    var back = Fixture.onSkin(Microseconds(now.rawValue - 5_000), core, rfPower: Watts(20))
+    back.pulseRequested = false
+    let act = core.evaluate(back)
+    #expect(!act.rfOn)
+  }
+}
