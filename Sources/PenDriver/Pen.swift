@@ -142,12 +142,17 @@ public final class Pen: Sendable {
     _ = try perform(.acknowledgeFault(fault), .acknowledgeFault(AcknowledgeFault(fault: fault)))
   }
 
-  /// Emergency stop: over bulk and, whatever happens there, through endpoint 0 as well.
+  /// Emergency stop: through endpoint 0 and over bulk, each whatever happens to the other.
   public func emergencyStop() throws(PenError) {
+    var controlError: TransportError? = nil
     do {
       try transport.emergencyStop()
-    } catch { throw .transport(error) }
-    _ = try? perform(.emergencyStop, .emergencyStop(EmergencyStop()))
+    } catch { controlError = error }
+    let bulk = Result { () throws(PenError) in
+      _ = try perform(.emergencyStop, .emergencyStop(EmergencyStop()))
+    }
+    // Stopped if either path got through; an error only when both failed.
+    if let controlError, case .failure = bulk { throw .transport(controlError) }
   }
 
   /// The pen's status now.
@@ -354,7 +359,14 @@ public final class Pen: Sendable {
       } else {
         out.answer = .success(frame.message)
         // The pen accepted it: the host's mirror follows, so later vetting sees the same state.
-        if let command = out.command { s.mirror.apply(command) }
+        if let command = out.command {
+          s.mirror.apply(command)
+          // A fault dealt with, a new arming: the guard watches afresh.
+          switch command {
+          case .arm, .acknowledgeFault, .resetEstop: s.guardPath.reset()
+          default: break
+          }
+        }
       }
       s.outbox[ticket] = out
       out.signal.signal()

@@ -21,7 +21,6 @@ public struct SafetyGuardPath: Sendable {
   public mutating func react(
     to sample: Telemetry, envelope: SessionEnvelope?, now: Microseconds, transport: any PenTransport
   ) -> GuardAction {
-    guard let envelope else { return .none }
     let action = reaction.onTelemetry(sample, envelope: envelope, now: now)
     if case .sendStop = action {
       do {

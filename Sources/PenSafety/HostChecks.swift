@@ -45,7 +45,14 @@ public enum TelemetryCheck {
       return .tissueOverTemperature
     }
     if t.handpieceTemperature >= e.handpieceTemperatureCutoff { return .handpieceOverTemperature }
-    if rfOn && t.state != .treating { return .rfStuckOn }
+    return stateViolation(t)
+  }
+
+  /// What no sample may show in any state, envelope or not: RF or needles running outside
+  /// treatment (the pen is not doing what its own state says).
+  public static func stateViolation(_ t: Telemetry) -> FaultCode? {
+    if t.flags.contains(.rfEnabled) && t.state != .treating { return .rfStuckOn }
+    if t.flags.contains(.needlesDriving) && t.state != .treating { return .internalError }
     return nil
   }
 }
@@ -76,18 +83,31 @@ public enum GuardAction: Sendable, Hashable {
 
   public init() {}
 
-  /// A telemetry sample arrived.
-  public mutating func onTelemetry(_ t: Telemetry, envelope: SessionEnvelope, now: Microseconds)
+  /// A telemetry sample arrived. `envelope` is nil when none is loaded.
+  public mutating func onTelemetry(_ t: Telemetry, envelope: SessionEnvelope?, now: Microseconds)
     -> GuardAction
   {
-    guard stopSentAt == nil, !escalated else { return .none }
-    // The pen's own fault counts too: it has stopped, the host reports it.
-    if t.fault != .none && !reported {
-      reported = true
-      fault = t.fault
-      return .report(t.fault)
+    guard !escalated else { return .none }
+    // RF or needles running outside treatment, in any state: the pen is not obeying its own
+    // state, so a stop command would not help; go straight to the endpoint-0 emergency stop.
+    if let violation = TelemetryCheck.stateViolation(t) {
+      fault = violation
+      escalated = true
+      stopSentAt = nil
+      return .escalateToEmergencyStop(violation)
     }
-    guard t.state == .treating || t.state == .paused || t.state == .armed,
+    guard stopSentAt == nil else { return .none }
+    // A fault the pen latched itself: it has stopped; the host reports it once. (Inhibit reasons
+    // carried while treating, such as lost contact, are not faults.)
+    if t.state == .fault || t.state == .estop {
+      if t.fault != .none && !reported {
+        reported = true
+        fault = t.fault
+        return .report(t.fault)
+      }
+      return .none
+    }
+    guard let envelope, t.state == .treating || t.state == .paused || t.state == .armed,
       let violation = TelemetryCheck.violation(t, envelope: envelope)
     else { return .none }
     fault = violation
@@ -95,10 +115,11 @@ public enum GuardAction: Sendable, Hashable {
     return .sendStop(violation)
   }
 
-  /// The stop was acknowledged by the pen.
+  /// The pen answered the stop (ack or nack): it no longer needs escalating.
   public mutating func onStopAcknowledged() -> GuardAction {
-    guard stopSentAt != nil, !reported else { return .none }
+    guard stopSentAt != nil else { return .none }
     stopSentAt = nil
+    guard !reported else { return .none }
     reported = true
     return .report(fault)
   }

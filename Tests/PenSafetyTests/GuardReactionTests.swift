@@ -49,15 +49,64 @@ struct GuardReactionTests {
   func penFaultAndIdle() throws {
     let e = try Fixture.envelope()
     var g = GuardReaction()
-    #expect(g.onTelemetry(Self.sample(depth: 3, state: .ready), envelope: e, now: .zero) == .none)
     #expect(
-      g.onTelemetry(Self.sample(state: .fault, fault: .heartbeatLost), envelope: e, now: .zero)
+      g.onTelemetry(Self.sample(depth: 0, state: .ready).withFlags(.empty), envelope: e, now: .zero)
+        == .none)
+    #expect(
+      g.onTelemetry(
+        Self.sample(state: .fault, fault: .heartbeatLost).withFlags(.empty), envelope: e, now: .zero
+      )
         == .report(.heartbeatLost))
     #expect(
-      g.onTelemetry(Self.sample(state: .fault, fault: .heartbeatLost), envelope: e, now: .zero)
+      g.onTelemetry(
+        Self.sample(state: .fault, fault: .heartbeatLost).withFlags(.empty), envelope: e, now: .zero
+      )
         == .none)
     g.reset()
     #expect(
       g.onTelemetry(Self.sample(depth: 1.2), envelope: e, now: .zero) == .sendStop(.depthOverLimit))
+  }
+}
+
+extension Telemetry {
+  func withFlags(_ flags: PenFlags) -> Telemetry {
+    var t = self
+    t.flags = flags
+    return t
+  }
+}
+
+@Suite("Host guard reaction: review findings")
+struct GuardReviewTests {
+  @Test("SR-026: an inhibit reason while treating is not a fault, and does not disable the guard")
+  func inhibitDoesNotDisable() throws {
+    let e = try Fixture.envelope()
+    var g = GuardReaction()
+    #expect(
+      g.onTelemetry(GuardReactionTests.sample(fault: .skinContactLost), envelope: e, now: .zero)
+        == .none)
+    #expect(
+      g.onTelemetry(GuardReactionTests.sample(depth: 1.3), envelope: e, now: Microseconds(1_000))
+        == .sendStop(.depthOverLimit))
+    #expect(g.onStopAcknowledged() == .report(.depthOverLimit))
+    #expect(g.onTick(now: Microseconds(100_000)) == .none, "an answered stop never escalates")
+  }
+
+  @Test(
+    "SR-026: RF or needles running outside treatment, in any state and with no envelope, go straight to the emergency stop"
+  )
+  func stateViolations() throws {
+    for state in [PenState.idle, .ready, .armed, .paused, .fault, .estop] {
+      var g = GuardReaction()
+      let rf = GuardReactionTests.sample(state: state).withFlags(PenFlags.rfEnabled)
+      #expect(
+        g.onTelemetry(rf, envelope: nil, now: .zero) == .escalateToEmergencyStop(.rfStuckOn),
+        "\(state)")
+      var h = GuardReaction()
+      let needles = GuardReactionTests.sample(state: state).withFlags(PenFlags.needlesDriving)
+      #expect(
+        h.onTelemetry(needles, envelope: nil, now: .zero)
+          == .escalateToEmergencyStop(.internalError), "\(state)")
+    }
   }
 }
