@@ -202,7 +202,9 @@ public final class USBPenTransport: PenTransport, @unchecked Sendable {
     case LIBUSB_TRANSFER_TIMED_OUT:
       resubmit = !closed
     case LIBUSB_TRANSFER_NO_DEVICE, LIBUSB_TRANSFER_ERROR, LIBUSB_TRANSFER_OVERFLOW:
-      disconnected = status == LIBUSB_TRANSFER_NO_DEVICE || disconnected
+      // An IN endpoint that stops working would lose telemetry or answers without a trace:
+      // treat the pen as gone, so the driver declares it lost, rather than carry on half blind.
+      disconnected = true
     default:  // cancelled
       break
     }
