@@ -479,14 +479,16 @@ struct Limits {
       } ?? false
     flags.set(.rfInhibitContact, !i.skinContact)
     flags.set(.rfInhibitImpedance, i.skinContact && !settled)
-    let energyPerPin =
-      setpoints.rfEnergyPerPin <= e.maxRFEnergyPerPin
-      ? setpoints.rfEnergyPerPin : e.maxRFEnergyPerPin
+    // SR-006: a pulse planned above the per-pin limit is not fired at all (never quietly reduced).
+    let withinPulseLimit = setpoints.rfEnergyPerPin <= e.maxRFEnergyPerPin
+    flags.set(.rfInhibitPulseLimit, !withinPulseLimit)
+    let energyPerPin = withinPulseLimit ? setpoints.rfEnergyPerPin : .zero
     let permitted =
       e.rfAllowed && i.skinContact && settled && i.calibration == .valid && energyPerPin.value > 0
+    // The most one tick can deliver without tripping: rated power plus the SR-006 tolerance.
     let worstTick = Millijoules(
-      e.maxRFPower.value * Double(Int(truncatingIfNeeded: SafetyTiming.controlTick.rawValue)) / 1000
-    )
+      e.maxRFPower.value * (1 + SafetyTiming.pulseEnergyToleranceFraction)
+        * Double(Int(truncatingIfNeeded: SafetyTiming.controlTick.rawValue)) / 1000)
     let budget = Millijoules(energyPerPin.value * Double(e.pinCount))
     // The pulse that would cross the cap is not fired; the flag says so before one is asked for.
     let capReached = energyPerPin.value > 0 && rfDelivered + budget > e.rfDoseCap

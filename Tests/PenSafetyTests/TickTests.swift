@@ -487,3 +487,26 @@ struct ReviewFindingTests {
     #expect(!act.rfOn)
   }
 }
+
+@Suite("Control tick: planned pulses")
+struct PlannedPulseTests {
+  @Test(
+    "SR-006: narrowing the envelope restarts with no RF, so no pulse is planned above the new limit"
+  )
+  func narrowerEnvelopeRestartsWithoutRF() throws {
+    // (The core also refuses to fire a planned over-limit pulse, but vetting and reloading keep the
+    // API from ever reaching that branch: it is defence in depth, not tested here.)
+    var (core, now) = try Fixture.treating()
+    Fixture.run(&core, from: &now, ticks: 600) { Fixture.onSkin($0, $1) }
+    let narrower = try SessionEnvelope.fromWire(
+      SetSessionEnvelope(
+        sessionId: 7, area: .forehead, maxDepth: Millimetres(1.0), maxSpeed: Hertz(4),
+        rfAllowed: true,
+        maxRfEnergyPerPin: Millijoules(10), rfDoseCap: Millijoules(80_000), minImpedance: Ohms(40),
+        maxImpedance: Ohms(600), tissueTemperatureCutoff: Celsius(42)), model: .rf200)
+    // Reloading is only legal out of treatment; the setpoints (20 mJ/pin) then exceed the new 10.
+    #expect(core.apply(.stop).isAccepted && core.apply(.disarm).isAccepted)
+    #expect(core.apply(.loadEnvelope(narrower, sessionID: 7)).isAccepted)
+    #expect(core.setpoints.rfEnergyPerPin == .zero, "a reloaded envelope restarts with no RF")
+  }
+}
