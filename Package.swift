@@ -27,6 +27,8 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
   ],
   targets: [
     // The wire protocol: frames, CRC-32C, and the message catalogue generated from
@@ -54,7 +56,13 @@ let package = Package(
     // Presets, calibration, sessions, records, and reading Firmware-Specs from disk.
     .target(
       name: "PenClinic",
-      dependencies: ["PenWire", "PenSafety", "PenDriver"],
+      dependencies: [
+        "PenWire", "PenSafety", "PenDriver",
+        .product(name: "GRDB", package: "GRDB.swift"),
+        .product(name: "Yams", package: "Yams"),
+        .product(name: "Crypto", package: "swift-crypto"),
+      ],
+      resources: [.copy("Presets")],
       swiftSettings: strictSwift
     ),
     // The simulated pen lives beside Sources, at the top level, as the mission lays out.

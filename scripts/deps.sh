@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the system packages the build needs, only when they are missing (idempotent).
 # libusb for PenUSB; umockdev (whose preload library is needed even to link) and its headers for
-# the emulated USB device; pkg-config to find them (reference: usb-emulation.md).
+# the emulated USB device; pkg-config to find them (reference: usb-emulation.md); SQLite's headers
+# for GRDB (the records store).
 set -euo pipefail
-packages=(libusb-1.0-0-dev umockdev libumockdev-dev pkg-config python3)
+packages=(libusb-1.0-0-dev umockdev libumockdev-dev pkg-config libsqlite3-dev python3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -108,6 +108,19 @@ public final class Pen: Sendable {
   /// True once the pen has been declared lost.
   public var isLost: Bool { shared.withLock { $0.lost } }
 
+  /// The transport's clock: virtual time for a simulated pen, monotonic time for a real one.
+  public var now: Microseconds { transport.now }
+
+  /// Blocks the caller until `span` has passed on the transport's clock (a settling time during a
+  /// calibration sweep, a pass of a scripted treatment). A simulated pen's clock runs on while
+  /// the pen's thread polls it, so this never waits for real time there.
+  public func wait(for span: Microseconds) {
+    let until = transport.now.rawValue &+ span.rawValue
+    while transport.now.rawValue < until && !isLost {
+      Thread.sleep(forTimeInterval: 0.000_05)
+    }
+  }
+
   // MARK: Commands
 
   /// Loads the session envelope (built with `SessionEnvelope.build`).
