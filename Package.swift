@@ -127,7 +127,10 @@ let package = Package(
     ),
     .testTarget(
       name: "PenClinicTests",
-      dependencies: ["PenClinic", "PenWire", "PenSafety"],
+      dependencies: [
+        "PenClinic", "PenWire", "PenSafety", "PenDriver", "PenSimulator",
+        .product(name: "GRDB", package: "GRDB.swift"),
+      ],
       swiftSettings: strictSwift
     ),
     .testTarget(
