@@ -23,6 +23,8 @@ public final class USBPenTransport: PenTransport, @unchecked Sendable {
   var disconnected = false
   var closed = false
   var pending = 0
+  // Guarded by `handleLock`.
+  var handleClosed = false
   var transfers: [UnsafeMutablePointer<libusb_transfer>] = []
 
   static let interface: Int32 = 0
@@ -58,13 +60,17 @@ public final class USBPenTransport: PenTransport, @unchecked Sendable {
   public func send(_ frame: UnsafeRawBufferPointer, timeout: Microseconds) throws(TransportError) {
     try checkOpen()
     var sent: Int32 = 0
-    let rc = serialised {
+    let rc = serialised { () -> Int32 in
       LibUSB.bulkOut(
         handle, endpoint: PenEndpoint.commands.rawValue, frame, sent: &sent,
         timeoutMilliseconds: Self.milliseconds(timeout))
     }
+    if rc == Self.handleGone { throw .closed }
     if rc == Int32(LIBUSB_ERROR_PIPE.rawValue) {
-      serialised { LibUSB.clearHalt(handle, endpoint: PenEndpoint.commands.rawValue) }
+      _ = serialised { () -> Int32 in
+        LibUSB.clearHalt(handle, endpoint: PenEndpoint.commands.rawValue)
+        return 0
+      }
       throw .stall(endpoint: .commands)
     }
     try Self.map(rc, endpoint: .commands, timeout: timeout, markDisconnected: markDisconnected)
@@ -75,62 +81,115 @@ public final class USBPenTransport: PenTransport, @unchecked Sendable {
     -> [UInt8]
   {
     if endpoint == .commands { throw .stall(endpoint: endpoint) }
-    let deadline = Date(timeIntervalSinceNow: Double(timeout.rawValue) / 1_000_000)
+    return try next(from: [endpoint], timeout: timeout).1
+  }
+
+  public func receiveNext(timeout: Microseconds) throws(TransportError) -> (PenEndpoint, [UInt8]) {
+    try next(from: [.telemetry, .responses], timeout: timeout)
+  }
+
+  /// The first transfer queued on `endpoints` (in that order of preference), waiting up to
+  /// `timeout` on the monotonic clock. The condition wait itself takes a wall-clock date, so it
+  /// waits in short slices and checks the monotonic deadline after each: a clock step can stretch
+  /// one slice, never the whole timeout.
+  func next(from endpoints: [PenEndpoint], timeout: Microseconds) throws(TransportError)
+    -> (PenEndpoint, [UInt8])
+  {
+    let deadline = now.rawValue &+ timeout.rawValue
     lock.lock()
     defer { lock.unlock() }
     while true {
       if closed { throw .closed }
-      if var queue = queues[endpoint], !queue.isEmpty {
-        let frame = queue.removeFirst()
-        queues[endpoint] = queue
-        return frame
+      for endpoint in endpoints {
+        if var queue = queues[endpoint], !queue.isEmpty {
+          let frame = queue.removeFirst()
+          queues[endpoint] = queue
+          return (endpoint, frame)
+        }
       }
       if disconnected { throw .disconnected }
-      if stalled.remove(endpoint) != nil { throw .stall(endpoint: endpoint) }
-      if !lock.wait(until: deadline) { throw .timeout(endpoint: endpoint, after: timeout) }
+      for endpoint in endpoints where stalled.remove(endpoint) != nil {
+        throw .stall(endpoint: endpoint)
+      }
+      let current = now.rawValue
+      if current >= deadline {
+        throw .timeout(endpoint: endpoints.count == 1 ? endpoints[0] : .responses, after: timeout)
+      }
+      let slice = min(deadline - current, 10_000)
+      _ = lock.wait(until: Date(timeIntervalSinceNow: Double(slice) / 1_000_000))
     }
   }
 
   public func emergencyStop() throws(TransportError) {
     try checkOpen()
     // EMERGENCY_STOP: host-to-device, vendor, interface; wValue "ES" guards against stray requests.
-    let rc = serialised {
+    let rc = serialised { () -> Int32 in
       LibUSB.controlOut(
         handle, requestType: 0x41, request: 0x01, value: 0x4553, index: UInt16(Self.interface),
         timeoutMilliseconds: 100)
     }
+    if rc == Self.handleGone { throw .closed }
     try Self.map(
       rc, endpoint: .commands, timeout: .milliseconds(100), markDisconnected: markDisconnected)
   }
 
+  /// What `serialised` answers once the handle is closed (not a libusb code).
+  static let handleGone: Int32 = .min
+
   /// Runs a synchronous call on the device handle: one at a time, whichever thread asks (the
-  /// pen's thread sends, an application may send the emergency stop).
-  func serialised<R>(_ call: () -> R) -> R {
+  /// pen's thread sends, an application may send the emergency stop), and never after `close`
+  /// has released the handle — then it answers `handleGone` without calling.
+  func serialised(_ call: () -> Int32) -> Int32 {
     handleLock.lock()
     defer { handleLock.unlock() }
+    if handleClosed { return Self.handleGone }
     return call()
   }
 
+  /// Cancels the IN transfers, waits for the event thread to complete every one of them, and only
+  /// then releases the interface and closes the handle. A transfer that never completes (the
+  /// event thread is wedged) keeps the handle open — leaked, never freed under libusb's feet.
   public func close() {
     lock.lock()
     if closed {
       lock.unlock()
       return
     }
+    // From here `completed` resubmits nothing: it checks `closed` under this same lock. The
+    // cancellations go out under the lock too: a transfer is freed only after `release` has taken
+    // it off the list under this lock, so none of these can have been freed already.
     closed = true
-    let inFlight = transfers
+    for t in transfers { LibUSB.cancel(t) }
     lock.broadcast()
     lock.unlock()
-    for t in inFlight { LibUSB.cancel(t) }
-    // Wait (bounded) for the event thread to complete the cancellations.
-    let deadline = Date(timeIntervalSinceNow: 1)
+    let deadline = now.rawValue &+ 2_000_000
     lock.lock()
-    while pending > 0 && lock.wait(until: deadline) {}
+    while pending > 0 && now.rawValue < deadline {
+      _ = lock.wait(until: Date(timeIntervalSinceNow: 0.01))
+    }
+    let drained = pending == 0
     lock.unlock()
-    serialised {
+    guard drained else { return }
+    _ = serialised { () -> Int32 in
       LibUSB.release(handle, interface: Self.interface)
       LibUSB.close(handle)
+      handleClosed = true
+      return 0
     }
+  }
+
+  /// IN transfers not yet completed and freed (zero once `close` has returned normally).
+  public var inFlightTransfers: Int {
+    lock.lock()
+    defer { lock.unlock() }
+    return pending
+  }
+
+  /// True once `close` has released the interface and closed the handle.
+  public var isHandleReleased: Bool {
+    handleLock.lock()
+    defer { handleLock.unlock() }
+    return handleClosed
   }
 
   // MARK: Transfers
@@ -210,11 +269,18 @@ public final class USBPenTransport: PenTransport, @unchecked Sendable {
     }
     lock.broadcast()
     lock.unlock()
-    if resubmit {
-      if status == LIBUSB_TRANSFER_STALL {
-        serialised { LibUSB.clearHalt(handle, endpoint: endpoint.rawValue) }
+    if resubmit && status == LIBUSB_TRANSFER_STALL {
+      _ = serialised { () -> Int32 in
+        LibUSB.clearHalt(handle, endpoint: endpoint.rawValue)
+        return 0
       }
-      let rc = LibUSB.submit(transfer)
+    }
+    if resubmit {
+      // Resubmit under the lock `close` takes to set `closed`: either this transfer is back in
+      // flight before close cancels the list, or close has begun and it is released here.
+      lock.lock()
+      let rc = closed ? -1 : LibUSB.submit(transfer)
+      lock.unlock()
       if rc == 0 { return }
       if rc == Int32(LIBUSB_ERROR_NO_DEVICE.rawValue) { markDisconnected() }
     }

@@ -41,6 +41,33 @@
         }
       }
 
+      @Test(
+        "closing while telemetry flows frees every transfer before the handle, and later calls answer closed"
+      )
+      func closeWhileTransfersComplete() throws {
+        let pen = SimulatedPen(model: .rf200, seed: 42)
+        pen.advance(by: PenFirmware.bootTime)
+        let emulator = try EmulatedUSBPen(pen: pen)
+        try withExtendedLifetime(emulator) {
+          let context = try USBContext()
+          let found = try context.devices()
+          try #require(found.count == 1)
+          for round in 0..<10 {
+            let transport = try USBPenTransport(context: context, device: found[0])
+            _ = try Handshake.perform(over: transport)
+            // Transfers complete and resubmit on the event thread while close cancels them.
+            _ = try transport.receive(from: .telemetry, timeout: .seconds(2))
+            transport.close()
+            #expect(transport.inFlightTransfers == 0, "round \(round): a transfer outlived close")
+            #expect(transport.isHandleReleased, "round \(round): the handle was not released")
+            #expect(throws: TransportError.closed) {
+              try transport.send([0x00], timeout: .milliseconds(10))
+            }
+            #expect(throws: TransportError.closed) { try transport.emergencyStop() }
+          }
+        }
+      }
+
       @Test("telemetry arrives on the interrupt endpoint through the asynchronous transfers")
       func telemetryOverInterrupt() throws {
         try Self.withTransport { _, _, transport in
