@@ -20,12 +20,15 @@ public enum PenEvent: Sendable, Hashable {
 /// A connected pen: the one object through which the host drives it, real or simulated alike.
 ///
 /// Each pen has one dedicated thread — not Swift's cooperative pool — that owns the transport: it
-/// sends every command after vetting it with PenSafety as the last step before the wire (SR-025),
-/// checks every telemetry sample against the envelope and stops the pen on a violation (SR-026),
-/// sends heartbeats, and declares the pen lost after 300 ms of silence (SR-016). Commands block
-/// their caller until the pen answers; telemetry and events arrive as async sequences. A lost pen
-/// is finished: connect again, and the pen — which went safe on its own (SR-015) — has to be
-/// armed again; nothing resumes by itself (SR-032).
+/// sends one command at a time, vetting each with PenSafety against the host's mirror of the pen
+/// as the last step before the wire (SR-025), checks every telemetry sample against the envelope
+/// and stops the pen on a violation (SR-026), sends heartbeats, and declares the pen lost after
+/// 300 ms of silence (SR-016). Commands block their caller until the pen answers; telemetry and
+/// events arrive as async sequences. A lost pen is finished: connect again, and the pen — which
+/// went safe on its own (SR-015) — has to be armed again; nothing resumes by itself (SR-032).
+///
+/// The thread holds the link, never the `Pen`: dropping the last reference to a `Pen` without
+/// `disconnect()` stops the thread, which then closes the transport itself.
 public final class Pen: Sendable {
   public let info: DeviceInfo
   /// Telemetry samples, in order (the newest 1,000 are kept for a slow reader).
@@ -33,117 +36,86 @@ public final class Pen: Sendable {
   /// State changes, faults, the guard's reactions, and loss of the pen.
   public let events: AsyncStream<PenEvent>
 
-  let transport: any PenTransport
-  let shared: Mutex<Shared>
-  let telemetryOut: AsyncStream<Telemetry>.Continuation
-  let eventsOut: AsyncStream<PenEvent>.Continuation
-  let done = DispatchSemaphore(value: 0)
-
-  /// A command waiting to go out, or waiting for its answer.
-  struct Outgoing {
-    var command: Command?
-    var message: Message
-    var frame: [UInt8] = []
-    var sequence: UInt16 = 0
-    var sentAt: Microseconds? = nil
-    var attempts = 0
-    var answer: Result<Message, PenError>? = nil
-    /// Every answer frame, for requests answered by several (read_event_log).
-    var collected: [Message] = []
-    let signal = DispatchSemaphore(value: 0)
-  }
-
-  struct Shared {
-    var running = true
-    var lost = false
-    var sequence: UInt16 = 1
-    var outbox: [Int: Outgoing] = [:]
-    var order: [Int] = []
-    var nextTicket = 0
-    var mirror: SafetyCore
-    var guardPath = SafetyGuardPath()
-    var watchdog = LinkWatchdog()
-    var lastHeartbeat = Microseconds.zero
-    var heartbeatCounter: UInt32 = 0
-  }
+  let link: PenLink
 
   /// Connects over a transport: hand-shakes (refusing another catalogue or protocol) and starts
   /// the pen's thread.
   public static func connect(over transport: any PenTransport) throws(PenError) -> Pen {
     let info = try Handshake.perform(over: transport)
-    return Pen(info: info, transport: transport)
+    let pen = Pen(info: info, transport: transport)
+    // The mirror starts knowing nothing good (no calibration, no cartridge): the pen's first
+    // status tells it the state and the interlock bits before any command is vetted.
+    _ = try pen.status()
+    return pen
   }
 
   init(info: DeviceInfo, transport: any PenTransport) {
     self.info = info
-    self.transport = transport
-    var mirror = SafetyCore(model: info.model)
-    mirror.finishSelfTest(passed: true)
-    var shared = Shared(mirror: mirror)
-    shared.watchdog.frameReceived(at: transport.now)
-    shared.lastHeartbeat = transport.now
-    self.shared = Mutex(shared)
-    (telemetry, telemetryOut) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1_000))
-    (events, eventsOut) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1_000))
-    let thread = Thread { [self] in self.run() }
+    let (telemetry, telemetryOut) = AsyncStream.makeStream(
+      of: Telemetry.self, bufferingPolicy: .bufferingNewest(1_000))
+    let (events, eventsOut) = AsyncStream.makeStream(
+      of: PenEvent.self, bufferingPolicy: .bufferingNewest(1_000))
+    self.telemetry = telemetry
+    self.events = events
+    let link = PenLink(
+      info: info, transport: transport, telemetryOut: telemetryOut, eventsOut: eventsOut)
+    self.link = link
+    let thread = Thread { link.run() }
     thread.name = "PenDriver \(info.serial.description)"
     thread.start()
   }
 
-  deinit {
-    shared.withLock { $0.running = false }
-  }
+  deinit { link.abandon() }
 
   /// Stops the pen's thread and releases the transport. The pen itself goes safe when the host's
   /// heartbeats stop (SR-015).
-  public func disconnect() {
-    let wasRunning = shared.withLock { s -> Bool in
-      defer { s.running = false }
-      return s.running
-    }
-    if wasRunning { done.wait() }
-    transport.close()
-  }
+  public func disconnect() { link.disconnect() }
 
   /// True once the pen has been declared lost.
-  public var isLost: Bool { shared.withLock { $0.lost } }
+  public var isLost: Bool { link.shared.withLock { $0.lost } }
 
   /// The transport's clock: virtual time for a simulated pen, monotonic time for a real one.
-  public var now: Microseconds { transport.now }
+  public var now: Microseconds { link.transport.now }
 
   /// Blocks the caller until `span` has passed on the transport's clock (a settling time during a
   /// calibration sweep, a pass of a scripted treatment). A simulated pen's clock runs on while
   /// the pen's thread polls it, so this never waits for real time there.
   public func wait(for span: Microseconds) {
-    let until = transport.now.rawValue &+ span.rawValue
-    while transport.now.rawValue < until && !isLost {
+    let until = link.transport.now.rawValue &+ span.rawValue
+    while link.transport.now.rawValue < until && !isLost {
       Thread.sleep(forTimeInterval: 0.000_05)
     }
   }
 
   // MARK: Commands
 
-  /// Loads the session envelope (built with `SessionEnvelope.build`).
+  /// Loads the session envelope (built with `SessionEnvelope.build`) and then the preset's
+  /// defaults as setpoints: a pen starts a wire-loaded envelope at its gentlest settings, and
+  /// setting the defaults straight away keeps the pen and the host's mirror of it in agreement.
   public func load(_ envelope: SessionEnvelope, sessionID: UInt32) throws(PenError) {
     _ = try perform(
       .loadEnvelope(envelope, sessionID: sessionID),
       .setSessionEnvelope(envelope.wireMessage(sessionID: sessionID)))
+    try set(
+      Setpoints(
+        depth: envelope.recommendedDepth.value, speed: envelope.recommendedSpeed.value,
+        rfEnergyPerPin: envelope.recommendedRFEnergyPerPin.value,
+        rfPulseDuration: envelope.defaultPulse))
   }
 
   /// Sets the working setpoints; above the preset's recommended range they are clamped unless
-  /// `confirmed`. Returns the verdict (accepted, clamped with a warning, or accepted above range).
+  /// `confirmed`. Returns the verdict (accepted, clamped with a warning, or accepted above range)
+  /// as the guard gave it just before the wire.
   @discardableResult
   public func set(_ setpoints: Setpoints, confirmed: Bool = false) throws(PenError) -> Verdict {
-    let verdict = shared.withLock { $0.mirror.vet(.setParameters(setpoints, confirmed: confirmed)) }
-    var sent = setpoints
-    if case .clamped(let clamped, _) = verdict { sent = clamped }
-    _ = try perform(
+    let done = try link.submit(
       .setParameters(setpoints, confirmed: confirmed),
       .setParameters(
         SetParameters(
-          depth: sent.depth, speed: sent.speed, rfEnergyPerPin: sent.rfEnergyPerPin,
-          rfPulseDuration: sent.rfPulseDuration)))
-    return verdict
+          depth: setpoints.depth, speed: setpoints.speed, rfEnergyPerPin: setpoints.rfEnergyPerPin,
+          rfPulseDuration: setpoints.rfPulseDuration)))
+    _ = try done.result()
+    return done.verdict ?? .accept
   }
 
   public func arm() throws(PenError) { _ = try perform(.arm, .arm(Arm())) }
@@ -159,7 +131,7 @@ public final class Pen: Sendable {
   public func emergencyStop() throws(PenError) {
     var controlError: TransportError? = nil
     do {
-      try transport.emergencyStop()
+      try link.transport.emergencyStop()
     } catch { controlError = error }
     let bulk = Result { () throws(PenError) in
       _ = try perform(.emergencyStop, .emergencyStop(EmergencyStop()))
@@ -180,124 +152,248 @@ public final class Pen: Sendable {
   /// Sends one message and waits for its answer. `command` is what the guard vets first; a
   /// refused command never reaches the wire (SR-025).
   func perform(_ command: Command?, _ message: Message) throws(PenError) -> Message {
-    try performAll(command, message).first!
-  }
-
-  /// Like `perform`, returning every answer frame (read_event_log is answered by several).
-  func performAll(_ command: Command?, _ message: Message) throws(PenError) -> [Message] {
-    let ticket = shared.withLock { s -> Int? in
-      guard s.running && !s.lost else { return nil }
-      let t = s.nextTicket
-      s.nextTicket += 1
-      s.outbox[t] = Outgoing(command: command, message: message)
-      s.order.append(t)
-      return t
-    }
-    guard let ticket else { throw .transport(.disconnected) }
-    let signal = shared.withLock { $0.outbox[ticket]!.signal }
-    signal.wait()
-    let (answer, collected) = shared.withLock { s -> (Result<Message, PenError>, [Message]) in
-      defer { s.outbox[ticket] = nil }
-      return (
-        s.outbox[ticket]?.answer ?? .failure(.transport(.disconnected)),
-        s.outbox[ticket]?.collected ?? []
-      )
-    }
-    let first = try answer.get()
-    return collected.isEmpty ? [first] : collected
+    try link.submit(command, message).result()
   }
 
   /// One batch of the event log from `start` (up to 64 entries).
   func collectEventLog(from start: UInt32) throws(PenError) -> [EventLogEntry] {
     let answers: [Message]
     do {
-      answers = try performAll(nil, .readEventLog(ReadEventLog(startIndex: start, count: 64)))
+      let done = try link.submit(nil, .readEventLog(ReadEventLog(startIndex: start, count: 64)))
+      let first = try done.result()
+      answers = done.collected.isEmpty ? [first] : done.collected
     } catch .refused(_, .fieldOutOfRange, _) {
       return []  // past the end of the log
     }
     return answers.compactMap { if case .eventLogEntry(let e) = $0 { e } else { nil } }
   }
+}
+
+/// What a pen's thread shares with the callers of its `Pen`, and the thread's own work.
+final class PenLink: Sendable {
+  let info: DeviceInfo
+  let transport: any PenTransport
+  let shared: Mutex<Shared>
+  let telemetryOut: AsyncStream<Telemetry>.Continuation
+  let eventsOut: AsyncStream<PenEvent>.Continuation
+  let done = DispatchSemaphore(value: 0)
+
+  /// A command waiting to go out, on the wire, or answered.
+  struct Outgoing {
+    let ticket: Int
+    var command: Command?
+    var message: Message
+    /// The driver's own request (a status resynchronisation): nobody waits for it.
+    var isInternal = false
+    var frame: [UInt8] = []
+    var sequence: UInt16 = 0
+    var sentAt = Microseconds.zero
+    var attempts = 0
+    /// The guard's verdict just before the wire.
+    var verdict: Verdict? = nil
+    var answer: Result<Message, PenError>? = nil
+    /// Every answer frame, for requests answered by several (read_event_log).
+    var collected: [Message] = []
+    let signal = DispatchSemaphore(value: 0)
+
+    func result() throws(PenError) -> Message {
+      try (answer ?? .failure(.transport(.disconnected))).get()
+    }
+  }
+
+  struct Shared {
+    var running = true
+    var lost = false
+    /// Set when the `Pen` was dropped without `disconnect()`: the thread closes the transport.
+    var closeOnExit = false
+    var sequence: UInt16 = 1
+    /// Waiting to go out, in order. One command is on the wire at a time, so each is vetted
+    /// against a mirror that already reflects every earlier answer.
+    var queue: [Outgoing] = []
+    var inFlight: Outgoing? = nil
+    /// Answered, until the caller collects the answer.
+    var finished: [Int: Outgoing] = [:]
+    var nextTicket = 0
+    /// A command went unanswered: the pen may or may not have acted on it, so the next thing
+    /// on the wire asks it for its status.
+    var resync = false
+    var mirror: SafetyCore
+    var watchdog = LinkWatchdog()
+    var lastHeartbeat = Microseconds.zero
+    var heartbeatCounter: UInt32 = 0
+  }
+
+  init(
+    info: DeviceInfo, transport: any PenTransport,
+    telemetryOut: AsyncStream<Telemetry>.Continuation,
+    eventsOut: AsyncStream<PenEvent>.Continuation
+  ) {
+    self.info = info
+    self.transport = transport
+    self.telemetryOut = telemetryOut
+    self.eventsOut = eventsOut
+    var mirror = SafetyCore(model: info.model)
+    mirror.finishSelfTest(passed: true)
+    var unknown = TickInputs(now: transport.now, cartridge: .absent, calibration: .missing)
+    unknown.skinContact = false
+    mirror.observe(unknown)
+    var shared = Shared(mirror: mirror)
+    shared.watchdog.frameReceived(at: transport.now)
+    shared.lastHeartbeat = transport.now
+    self.shared = Mutex(shared)
+  }
+
+  func disconnect() {
+    let wasRunning = shared.withLock { s -> Bool in
+      defer { s.running = false }
+      return s.running
+    }
+    if wasRunning { done.wait() }
+    transport.close()
+  }
+
+  /// The `Pen` is gone without `disconnect()`: stop the thread and let it close the transport.
+  func abandon() {
+    shared.withLock { s in
+      if s.running { s.closeOnExit = true }
+      s.running = false
+    }
+  }
+
+  /// Queues a message, waits for the pen's thread to send it and for its answer.
+  func submit(_ command: Command?, _ message: Message) throws(PenError) -> Outgoing {
+    let queued = shared.withLock { s -> Outgoing? in
+      guard s.running && !s.lost else { return nil }
+      let out = Outgoing(ticket: s.nextTicket, command: command, message: message)
+      s.nextTicket += 1
+      s.queue.append(out)
+      return out
+    }
+    guard let queued else { throw .transport(.disconnected) }
+    queued.signal.wait()
+    let answered = shared.withLock { $0.finished.removeValue(forKey: queued.ticket) }
+    guard let answered else { throw .transport(.disconnected) }
+    return answered
+  }
 
   // MARK: The pen's thread
 
   func run() {
-    defer { done.signal() }
+    // The guard's state belongs to this thread alone: its stop goes onto the wire without any
+    // lock held, ahead of whatever command is queued.
+    var guardPath = SafetyGuardPath()
     while shared.withLock({ $0.running }) {
       sendDue()
-      receive(.telemetry)
-      receive(.responses)
-      housekeeping()
+      receiveNext(&guardPath)
+      housekeeping(&guardPath)
     }
     // Whoever still waits gets an answer.
-    shared.withLock { s in
-      for key in Array(s.outbox.keys) where s.outbox[key]!.answer == nil {
-        s.outbox[key]!.answer = .failure(.transport(.closed))
-        s.outbox[key]!.signal.signal()
-      }
+    let closeTransport = shared.withLock { s -> Bool in
+      let error = PenError.transport(s.lost ? .disconnected : .closed)
+      if let out = s.inFlight { Self.finish(&s, out, .failure(error)) }
+      s.inFlight = nil
+      for out in s.queue { Self.finish(&s, out, .failure(error)) }
+      s.queue = []
+      return s.closeOnExit
     }
+    if closeTransport { transport.close() }
+    done.signal()
   }
 
-  /// Vets and sends new commands; retransmits overdue ones (framing.md: 50 ms, 3 times).
+  static func finish(_ s: inout Shared, _ out: Outgoing, _ answer: Result<Message, PenError>) {
+    guard !out.isInternal else { return }
+    var out = out
+    out.answer = answer
+    s.finished[out.ticket] = out
+    out.signal.signal()
+  }
+
+  /// Retransmits the command on the wire when it is overdue (framing.md: 50 ms, 3 times), gives
+  /// it up after that, or — when none is on the wire — vets the next one and sends it.
   func sendDue() {
     let now = transport.now
-    let toSend = shared.withLock { s -> [(Int, [UInt8])] in
-      var frames: [(Int, [UInt8])] = []
-      for ticket in s.order {
-        guard var out = s.outbox[ticket], out.answer == nil else { continue }
-        if out.sentAt == nil {
-          if let command = out.command, case .refuse(let r) = s.mirror.vet(command) {
-            out.answer = .failure(
-              .refused(
-                message: out.message.id, code: r.code,
-                detail: Int32(clamping: Int64(r.limit.rounded()))))
-            s.outbox[ticket] = out
-            out.signal.signal()
-            continue
-          }
-          out.sequence = s.sequence
-          s.sequence &+= 1
-          // The guard's stops carry their own sequence number; commands skip it.
-          if s.sequence == SafetyGuardPath.stopSequence { s.sequence = 1 }
-          out.frame =
-            (try? FrameCodec.encode(out.message, sequence: out.sequence, flags: .ackRequested))
-            ?? []
-        } else if now.rawValue >= out.sentAt!.rawValue + Handshake.answerTimeout.rawValue {
-          if out.attempts > Handshake.retransmissions {
-            out.answer = .failure(
-              .noAnswer(
-                message: out.message.id, after: Microseconds(Handshake.answerTimeout.rawValue * 4)))
-            s.outbox[ticket] = out
-            out.signal.signal()
-            continue
-          }
+    let frame = shared.withLock { s -> [UInt8]? in
+      if var out = s.inFlight {
+        guard now.rawValue >= out.sentAt.rawValue + Handshake.answerTimeout.rawValue else {
+          return nil
+        }
+        if out.attempts <= Handshake.retransmissions {
           out.frame =
             (try? FrameCodec.encode(
               out.message, sequence: out.sequence,
               flags: FrameFlags.ackRequested.union(.retransmission))) ?? []
-        } else {
-          continue
+          out.sentAt = now
+          out.attempts += 1
+          s.inFlight = out
+          return out.frame
         }
+        Self.finish(
+          &s, out,
+          .failure(
+            .noAnswer(
+              message: out.message.id,
+              after: Microseconds(
+                Handshake.answerTimeout.rawValue * UInt64(Handshake.retransmissions + 1)))))
+        s.inFlight = nil
+        s.resync = true
+      }
+      if s.resync {
+        s.resync = false
+        let ticket = s.nextTicket
+        s.nextTicket += 1
+        s.queue.insert(
+          Outgoing(ticket: ticket, message: .getStatus(GetStatus()), isInternal: true), at: 0)
+      }
+      while !s.queue.isEmpty {
+        var out = s.queue.removeFirst()
+        if let command = out.command {
+          // The last step before the wire (SR-025): the mirror has every earlier answer applied.
+          let verdict = s.mirror.vet(command)
+          out.verdict = verdict
+          switch verdict {
+          case .refuse(let r):
+            Self.finish(
+              &s, out,
+              .failure(
+                .refused(
+                  message: out.message.id, code: r.code,
+                  detail: Int32(clamping: Int64(r.limit.rounded())))))
+            continue
+          case .clamped(let clamped, _):
+            out.message = .setParameters(
+              SetParameters(
+                depth: clamped.depth, speed: clamped.speed,
+                rfEnergyPerPin: clamped.rfEnergyPerPin, rfPulseDuration: clamped.rfPulseDuration))
+          default:
+            break
+          }
+        }
+        out.sequence = s.sequence
+        s.sequence &+= 1
+        // The guard's stops carry their own sequence number; commands skip it, and zero.
+        if s.sequence == SafetyGuardPath.stopSequence { s.sequence = 1 }
+        out.frame =
+          (try? FrameCodec.encode(out.message, sequence: out.sequence, flags: .ackRequested)) ?? []
         out.sentAt = now
-        out.attempts += 1
-        s.outbox[ticket] = out
-        frames.append((ticket, out.frame))
+        out.attempts = 1
+        s.inFlight = out
+        return out.frame
       }
-      s.order.removeAll { s.outbox[$0] == nil || s.outbox[$0]?.answer != nil }
-      return frames
+      return nil
     }
-    for (_, frame) in toSend {
-      do {
-        try transport.send(frame, timeout: Handshake.answerTimeout)
-      } catch {
-        if error == .disconnected { declareLost() }
-      }
+    guard let frame else { return }
+    do {
+      try transport.send(frame, timeout: Handshake.answerTimeout)
+    } catch {
+      if error == .disconnected { declareLost() }
     }
   }
 
-  func receive(_ endpoint: PenEndpoint) {
+  /// Takes the next frame from either IN endpoint (waiting at most 1 ms) and acts on it.
+  func receiveNext(_ guardPath: inout SafetyGuardPath) {
     let bytes: [UInt8]
     do {
-      bytes = try transport.receive(from: endpoint, timeout: .milliseconds(1))
+      bytes = try transport.receiveNext(timeout: .milliseconds(1)).1
     } catch .disconnected {
       declareLost()
       return
@@ -307,24 +403,46 @@ public final class Pen: Sendable {
     shared.withLock { $0.watchdog.frameReceived(at: now) }
     switch frame.message {
     case .telemetry(let t):
-      onTelemetry(t, now: now)
-    case .status(let s):
-      shared.withLock { $0.mirror.follow(state: s.state, fault: s.fault, estopCount: s.estopCount) }
-      eventsOut.yield(.state(s.state, fault: s.fault))
-      if frame.header.flags.contains(.response) { answer(frame) }
+      onTelemetry(t, now: now, &guardPath)
+    case .status(let status):
+      shared.withLock { s in
+        s.mirror.follow(state: status.state, fault: status.fault, estopCount: status.estopCount)
+        var seen = s.mirror.observed
+        Self.observe(flags: status.flags, into: &seen)
+        s.mirror.observe(seen)
+      }
+      eventsOut.yield(.state(status.state, fault: status.fault))
+      if frame.header.flags.contains(.response) { answer(frame, &guardPath) }
     case .faultEvent(let f):
       shared.withLock { $0.mirror.follow(state: .fault, fault: f.fault) }
       eventsOut.yield(.fault(f.fault))
     default:
-      if frame.header.flags.contains(.response) { answer(frame) }
+      if frame.header.flags.contains(.response) { answer(frame, &guardPath) }
     }
   }
 
-  /// The guard's per-sample path: check, and stop on a violation (SR-026).
-  func onTelemetry(_ t: Telemetry, now: Microseconds) {
-    let action = shared.withLock { s -> GuardAction in
-      s.guardPath.react(to: t, envelope: s.mirror.envelope, now: now, transport: transport)
+  /// The interlock bits a status or telemetry frame carries, as the mirror's observation.
+  static func observe(flags: PenFlags, into seen: inout TickInputs) {
+    seen.skinContact = flags.contains(.skinContact)
+    // The flag says only "valid" or not; the pen's own refusal gives the exact reason.
+    seen.calibration = flags.contains(.calibrationValid) ? .valid : .missing
+    let cartridge = flags.contains(.cartridgeValid)
+    seen.cartridge = CartridgeStatus(
+      present: cartridge, valid: cartridge, useCount: 0, maxUses: 1, boundToSession: cartridge)
+  }
+
+  /// The guard's per-sample path: check, and stop on a violation (SR-026). The stop goes out
+  /// with no lock held.
+  func onTelemetry(_ t: Telemetry, now: Microseconds, _ guardPath: inout SafetyGuardPath) {
+    let envelope = shared.withLock { s -> SessionEnvelope? in
+      var seen = TickInputs(
+        now: now, depth: t.depth, speed: t.speed, rfPower: t.rfPower, impedance: t.impedance,
+        tissueTemperature: t.tissueTemperature, handpieceTemperature: t.handpieceTemperature)
+      Self.observe(flags: t.flags, into: &seen)
+      s.mirror.observe(seen)
+      return s.mirror.envelope
     }
+    let action = guardPath.react(to: t, envelope: envelope, now: now, transport: transport)
     act(on: action)
     telemetryOut.yield(t)
   }
@@ -344,52 +462,60 @@ public final class Pen: Sendable {
     }
   }
 
-  func answer(_ frame: Frame) {
+  func answer(_ frame: Frame, _ guardPath: inout SafetyGuardPath) {
     if frame.header.sequence == SafetyGuardPath.stopSequence {
-      let action = shared.withLock { $0.guardPath.stopAcknowledged() }
-      act(on: action)
+      act(on: guardPath.stopAcknowledged())
       return
     }
-    shared.withLock { s in
-      guard
-        let ticket = s.outbox.first(where: {
-          $0.value.sequence == frame.header.sequence && $0.value.sentAt != nil
-        })?.key,
-        var out = s.outbox[ticket], out.answer == nil
-      else { return }
+    let watchAfresh = shared.withLock { s -> Bool in
+      // Only the command on the wire can be answered; a late answer to one given up is ignored
+      // (the status request that followed it told the mirror where the pen stands).
+      guard var out = s.inFlight, out.sequence == frame.header.sequence else { return false }
       if case .readEventLog(let request) = out.message,
         case .eventLogEntry(let entry) = frame.message
       {
         out.collected.append(frame.message)
         let expected = Int(min(UInt32(request.count), entry.total &- request.startIndex))
         if out.collected.count < expected {
-          s.outbox[ticket] = out
-          return
+          s.inFlight = out
+          return false
         }
       }
+      s.inFlight = nil
       if case .nack(let n) = frame.message {
-        out.answer = .failure(.refused(message: n.ackedMessage, code: n.code, detail: n.detail))
-      } else {
-        out.answer = .success(frame.message)
-        // The pen accepted it: the host's mirror follows, so later vetting sees the same state.
-        if let command = out.command {
-          s.mirror.apply(command)
-          // A fault dealt with, a new arming: the guard watches afresh.
-          switch command {
-          case .arm, .acknowledgeFault, .resetEstop: s.guardPath.reset()
-          default: break
-          }
+        Self.finish(
+          &s, out, .failure(.refused(message: n.ackedMessage, code: n.code, detail: n.detail)))
+        return false
+      }
+      // The pen accepted it: the host's mirror follows, so later vetting sees the same state.
+      var watchAfresh = false
+      if let command = out.command {
+        var applied = command
+        if case .setParameters(_, let confirmed) = command,
+          case .setParameters(let sent) = out.message
+        {
+          applied = .setParameters(
+            Setpoints(
+              depth: sent.depth, speed: sent.speed, rfEnergyPerPin: sent.rfEnergyPerPin,
+              rfPulseDuration: sent.rfPulseDuration), confirmed: confirmed)
+        }
+        s.mirror.apply(applied)
+        // A fault dealt with, a new arming: the guard watches afresh.
+        switch command {
+        case .arm, .acknowledgeFault, .resetEstop: watchAfresh = true
+        default: break
         }
       }
-      s.outbox[ticket] = out
-      out.signal.signal()
+      Self.finish(&s, out, .success(frame.message))
+      return watchAfresh
     }
+    if watchAfresh { guardPath.reset() }
   }
 
   /// Heartbeats every 100 ms, the guard's escalation timer, and the lost-pen watchdog.
-  func housekeeping() {
+  func housekeeping(_ guardPath: inout SafetyGuardPath) {
     let now = transport.now
-    let (heartbeat, lost, action) = shared.withLock { s -> ([UInt8]?, Bool, GuardAction) in
+    let (heartbeat, lost) = shared.withLock { s -> ([UInt8]?, Bool) in
       var frame: [UInt8]? = nil
       if now.rawValue >= s.lastHeartbeat.rawValue + 100_000 {
         s.lastHeartbeat = now
@@ -397,9 +523,9 @@ public final class Pen: Sendable {
         frame = try? FrameCodec.encode(
           .hostHeartbeat(HostHeartbeat(counter: s.heartbeatCounter)), sequence: 0)
       }
-      return (frame, s.watchdog.isLost(at: now), s.guardPath.tick(now: now))
+      return (frame, s.watchdog.isLost(at: now))
     }
-    act(on: action)
+    act(on: guardPath.tick(now: now))
     if let heartbeat { try? transport.send(heartbeat, timeout: Handshake.answerTimeout) }
     if lost { declareLost() }
   }

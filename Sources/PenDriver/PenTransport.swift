@@ -35,6 +35,10 @@ public protocol PenTransport: AnyObject, Sendable {
   func send(_ frame: UnsafeRawBufferPointer, timeout: Microseconds) throws(TransportError)
   /// Receives the next bytes from an IN endpoint (at most one transfer's worth).
   func receive(from endpoint: PenEndpoint, timeout: Microseconds) throws(TransportError) -> [UInt8]
+  /// Receives the next bytes from whichever IN endpoint has some first, telemetry ahead of
+  /// responses when both have: one wait for both endpoints, so an answer is not held up behind a
+  /// telemetry poll or the other way round.
+  func receiveNext(timeout: Microseconds) throws(TransportError) -> (PenEndpoint, [UInt8])
   /// Sends the vendor control request EMERGENCY_STOP on endpoint 0.
   func emergencyStop() throws(TransportError)
   /// Releases the pen; later calls fail with `.closed`.
@@ -45,6 +49,15 @@ public protocol PenTransport: AnyObject, Sendable {
 }
 
 extension PenTransport {
+  /// Polls both IN endpoints: telemetry without waiting, then responses for the timeout. Transports
+  /// that can wait on both at once (PenUSB, the loopback) implement `receiveNext` themselves.
+  public func receiveNext(timeout: Microseconds) throws(TransportError) -> (PenEndpoint, [UInt8]) {
+    do {
+      return (.telemetry, try receive(from: .telemetry, timeout: .zero))
+    } catch .timeout {}
+    return (.responses, try receive(from: .responses, timeout: timeout))
+  }
+
   /// Sends an encoded frame held in an array.
   public func send(_ frame: [UInt8], timeout: Microseconds) throws(TransportError) {
     let result = frame.withUnsafeBytes { raw in

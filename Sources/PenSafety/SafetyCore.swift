@@ -183,6 +183,11 @@ struct Limits {
     if newState == .boot || newState == .idle { hasEnvelope = false }
   }
 
+  /// Host side only: take the readings the pen reports (telemetry, status flags) as the latest
+  /// observation, so that the guards that depend on readings — arming, acknowledgement, estop
+  /// reset — are vetted on what the pen says rather than on defaults. Runs no tick logic.
+  public mutating func observe(_ readings: TickInputs) { observed = readings }
+
   /// A brown-out or power cycle: back to boot with nothing loaded (SR-032). Only the estop count,
   /// which the firmware keeps in non-volatile memory, survives.
   public mutating func powerLoss() {

@@ -58,25 +58,42 @@ public final class LoopbackTransport: PenTransport {
     -> [UInt8]
   {
     if endpoint == .commands { throw .stall(endpoint: endpoint) }
+    return try next(from: [endpoint], timeout: timeout).1
+  }
+
+  public func receiveNext(timeout: Microseconds) throws(TransportError) -> (PenEndpoint, [UInt8]) {
+    try next(from: [.telemetry, .responses], timeout: timeout)
+  }
+
+  /// The first frame waiting on `endpoints` (in that order of preference), ticking the pen's
+  /// virtual clock while there is none, until `timeout` of virtual time has passed.
+  func next(from endpoints: [PenEndpoint], timeout: Microseconds) throws(TransportError)
+    -> (PenEndpoint, [UInt8])
+  {
     var waited: UInt64 = 0
     while true {
       if state.withLock({ $0.closed }) { throw .closed }
-      let (frame, plugged) = pen.with { fw -> ([UInt8]?, Bool) in
+      let (frame, plugged) = pen.with { fw -> ((PenEndpoint, [UInt8])?, Bool) in
         let bulk = fw.takeBulkIn()
         let interrupt = fw.takeInterruptIn()
-        let next = state.withLock { s -> [UInt8]? in
+        let next = state.withLock { s -> (PenEndpoint, [UInt8])? in
           s.bulk += bulk
           s.interrupt += interrupt
-          if endpoint == .telemetry {
-            return s.interrupt.isEmpty ? nil : s.interrupt.removeFirst()
+          for endpoint in endpoints {
+            if endpoint == .telemetry, !s.interrupt.isEmpty {
+              return (endpoint, s.interrupt.removeFirst())
+            }
+            if endpoint == .responses, !s.bulk.isEmpty { return (endpoint, s.bulk.removeFirst()) }
           }
-          return s.bulk.isEmpty ? nil : s.bulk.removeFirst()
+          return nil
         }
         return (next, fw.plugged)
       }
       if let frame { return frame }
       if !plugged { throw .disconnected }
-      if waited >= timeout.rawValue { throw .timeout(endpoint: endpoint, after: timeout) }
+      if waited >= timeout.rawValue {
+        throw .timeout(endpoint: endpoints.count == 1 ? endpoints[0] : .responses, after: timeout)
+      }
       pen.with { $0.tick() }
       waited += 100
     }
