@@ -35,15 +35,25 @@ extension Pen {
   /// Enters service mode with the pen's key (challenge–response, HMAC-SHA256 over the nonce and
   /// the serial), writes the record, and leaves service mode again.
   public func writeCalibration(_ record: CalibrationRecord, serviceKey: [UInt8]) throws(PenError) {
+    try enterServiceMode(key: serviceKey)
+    defer { try? exitServiceMode() }
+    try storeCalibration(record)
+  }
+
+  /// Writes a record while service mode is already entered (the steps of a calibration).
+  public func storeCalibration(_ record: CalibrationRecord) throws(PenError) {
     let bytes: FixedBytes<64>
     do {
       bytes = try record.encode()
     } catch {
       throw .badCalibrationRecord(error)
     }
-    try enterServiceMode(key: serviceKey)
-    defer { _ = try? perform(nil, .exitServiceMode(ExitServiceMode())) }
     _ = try perform(nil, .writeCalibration(WriteCalibration(record: bytes)))
+  }
+
+  /// Leaves service mode.
+  public func exitServiceMode() throws(PenError) {
+    _ = try perform(nil, .exitServiceMode(ExitServiceMode()))
   }
 
   /// Answers the pen's service-mode challenge with `key`.
