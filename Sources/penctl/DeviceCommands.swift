@@ -16,6 +16,9 @@ struct SimulatorOptions: ParsableArguments {
   @Option(help: "The seed of the simulated pen's serial and unit imperfections.")
   var simSeed: UInt64 = 1
 
+  @Flag(help: "Start the simulated pen fresh from the factory, forgetting its saved state.")
+  var simReset = false
+
   func model() throws -> PenModelID {
     switch simModel {
     case "mn100": return .mn100

@@ -11,7 +11,10 @@ struct PenCtl: ParsableCommand {
       Exit codes: 0 success; 64 usage error; 65 bad input (a file or value is wrong); \
       66 refused by a safety or clinical rule; 67 device fault or aborted treatment; 70 internal error.
       """,
-    subcommands: [SpecCommand.self, DevicesCommand.self, InfoCommand.self]
+    subcommands: [
+      SpecCommand.self, DevicesCommand.self, InfoCommand.self, RecordsCommand.self,
+      AuditCommand.self,
+    ]
   )
 }
 
@@ -35,6 +38,33 @@ enum JSONOutput {
     FileHandle.standardOutput.write(data)
     FileHandle.standardOutput.write(Data("\n".utf8))
   }
+}
+
+/// What a failed command prints with --json, on standard output, besides the message on standard
+/// error.
+struct ErrorReport: Encodable {
+  var error: String
+  var exitCode: Int32
+  var kind: String
+
+  init(_ error: CLIError) {
+    self.error = error.message
+    exitCode = error.code
+    kind =
+      switch error.code {
+      case ExitStatus.usage: "usage"
+      case ExitStatus.badInput: "bad_input"
+      case ExitStatus.refused: "refused"
+      case ExitStatus.deviceFault: "device_fault"
+      default: "internal_error"
+      }
+  }
+}
+
+/// Reports a failure (as JSON too when asked) and exits with its code.
+func fail(_ error: CLIError, json: Bool) -> Never {
+  if json { try? JSONOutput.print(ErrorReport(error)) }
+  fail(error.message, code: error.code)
 }
 
 /// Prints a message on standard error and exits with `code`.
