@@ -3,7 +3,7 @@ public import PenSafety
 public import PenWire
 
 /// How a past session ended.
-public enum SessionOutcome: String, Sendable, Hashable, Codable {
+public enum PriorOutcome: String, Sendable, Hashable, Codable {
   /// Ran to the end.
   case completed
   /// Started and was stopped part-way: the skin may have been needled, so it counts.
@@ -18,10 +18,10 @@ public struct PriorSession: Sendable, Hashable {
   public var area: TreatmentAreaID
   public var usesRF: Bool
   public var isTestPatch: Bool
-  public var outcome: SessionOutcome
+  public var outcome: PriorOutcome
 
   public init(
-    date: Date, area: TreatmentAreaID, usesRF: Bool, isTestPatch: Bool, outcome: SessionOutcome
+    date: Date, area: TreatmentAreaID, usesRF: Bool, isTestPatch: Bool, outcome: PriorOutcome
   ) {
     self.date = date
     self.area = area

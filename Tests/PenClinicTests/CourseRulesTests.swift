@@ -14,7 +14,7 @@ struct CourseRulesTests {
 
   static func session(
     _ date: Date, _ area: TreatmentAreaID = .forehead, rf: Bool = false, patch: Bool = false,
-    _ outcome: SessionOutcome = .completed
+    _ outcome: PriorOutcome = .completed
   ) -> PriorSession {
     PriorSession(date: date, area: area, usesRF: rf, isTestPatch: patch, outcome: outcome)
   }
