@@ -18,13 +18,17 @@ public import PenWire
   public var calibration: CalibrationStatus
   /// The needle drive wants to start an RF pulse at this tick (the needles are in the skin).
   public var pulseRequested: Bool
+  /// An authenticated service-mode session is active: arming does not need a calibration record
+  /// valid for arming, so a technician can sweep the pen against the reference fixtures (SR-033).
+  public var serviceMode: Bool
 
   @inlinable public init(
     now: Microseconds, depth: Millimetres = .zero, speed: Hertz = .zero, rfPower: Watts = .zero,
     impedance: Ohms = Ohms(65535), tissueTemperature: Celsius = Celsius(32),
     handpieceTemperature: Celsius = Celsius(25), skinContact: Bool = false,
     heartbeatAge: Microseconds = .zero, cartridge: CartridgeStatus = .fresh,
-    calibration: CalibrationStatus = .valid, pulseRequested: Bool = false
+    calibration: CalibrationStatus = .valid, pulseRequested: Bool = false,
+    serviceMode: Bool = false
   ) {
     self.now = now
     self.depth = depth
@@ -38,7 +42,12 @@ public import PenWire
     self.cartridge = cartridge
     self.calibration = calibration
     self.pulseRequested = pulseRequested
+    self.serviceMode = serviceMode
   }
+
+  /// Whether the calibration lets the pen arm and treat: a record valid for arming (SR-019), or
+  /// any record — or none, with the neutral correction — in a service-mode session (SR-033).
+  @inlinable public var calibrationPermitsTreatment: Bool { calibration == .valid || serviceMode }
 }
 
 /// What the safety core permits until the next tick.
@@ -196,7 +205,13 @@ struct Limits {
     estopCount = count
   }
 
-  // MARK: Commands (SR-001, SR-003, SR-005, SR-008, SR-017 to SR-025)
+  /// Service mode began or ended between ticks (granted, `exit_service_mode`, `hello`, host
+  /// loss): the next command is judged with it at once, not at the next tick (SR-033).
+  public mutating func serviceModeChanged(to active: Bool) {
+    observed.serviceMode = active
+  }
+
+  // MARK: Commands (SR-001, SR-003, SR-005, SR-008, SR-017 to SR-025, SR-033)
 
   /// The verdict on a command in the current state, without applying it.
   public func vet(_ command: Command) -> Verdict {
@@ -318,7 +333,7 @@ struct Limits {
     case .cartridgeInvalid, .cartridgeReused:
       return observed.cartridge.present && observed.cartridge.valid
     case .calibrationInvalid:
-      return observed.calibration == .valid
+      return observed.calibrationPermitsTreatment
     default:
       return true
     }
@@ -390,9 +405,8 @@ struct Limits {
   }
 
   func vetArming() -> Verdict {
-    switch observed.calibration {
-    case .valid: break
-    default:
+    // SR-019, lifted only in an authenticated service-mode session (SR-033).
+    if !observed.calibrationPermitsTreatment {
       return .refuse(
         Refusal(.calibrationInvalid, value: Double(Int(observed.calibration.rawValue))))
     }
@@ -447,6 +461,7 @@ struct Limits {
     flags.set(.calibrationValid, i.calibration == .valid)
     flags.set(.cartridgeValid, i.cartridge.present && i.cartridge.valid)
     flags.set(.envelopeLoaded, envelope != nil)
+    flags.set(.serviceMode, i.serviceMode)
 
     if state == .treating, let e = envelope {
       act.driveNeedles = true
@@ -489,7 +504,8 @@ struct Limits {
     flags.set(.rfInhibitPulseLimit, !withinPulseLimit)
     let energyPerPin = withinPulseLimit ? setpoints.rfEnergyPerPin : .zero
     let permitted =
-      e.rfAllowed && i.skinContact && settled && i.calibration == .valid && energyPerPin.value > 0
+      e.rfAllowed && i.skinContact && settled && i.calibrationPermitsTreatment
+      && energyPerPin.value > 0
     // The most one tick can deliver without tripping: rated power plus the SR-006 tolerance.
     let worstTick = Millijoules(
       e.maxRFPower.value * (1 + SafetyTiming.pulseEnergyToleranceFraction)
@@ -584,8 +600,9 @@ struct Limits {
     }
     // SR-017: the cartridge must stay present and valid while anything is active.
     if active && !(i.cartridge.present && i.cartridge.valid) { c.insert(.cartridgeInvalid) }
-    // SR-019: calibration lost while active (a corrupted record after a brown-out).
-    if active && i.calibration != .valid { c.insert(.calibrationInvalid) }
+    // SR-019: calibration lost while active (a corrupted record after a brown-out), or service mode
+    // ended while active on a record that is not valid for arming (SR-033).
+    if active && !i.calibrationPermitsTreatment { c.insert(.calibrationInvalid) }
     // SR-031: RF power while RF is disabled, for longer than 1 ms.
     if i.rfPower >= SafetyTiming.rfStuckPower && !rfOnLastTick {
       if persisted(&rfStuckSince, now: i.now, for: SafetyTiming.rfStuckWindow) {

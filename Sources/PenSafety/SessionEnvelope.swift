@@ -287,8 +287,15 @@ public enum EnvelopeError: Error, Sendable, Hashable {
       sessionId: sessionID, area: area, maxDepth: maxDepth, maxSpeed: maxSpeed,
       rfAllowed: rfAllowed,
       maxRfEnergyPerPin: maxRFEnergyPerPin, rfDoseCap: rfDoseCap, minImpedance: minImpedance,
-      maxImpedance: maxImpedance, tissueTemperatureCutoff: tissueTemperatureCutoff)
+      maxImpedance: maxImpedance,
+      // A pen without RF has no tissue cut-off (zero), which the field (30–45 °C) cannot carry;
+      // without RF the pen ignores the field, so it carries the lowest, strictest cut-off.
+      tissueTemperatureCutoff: rfAllowed || tissueTemperatureCutoff >= Self.lowestWireCutoff
+        ? tissueTemperatureCutoff : Self.lowestWireCutoff)
   }
+
+  /// The lowest tissue cut-off `set_session_envelope` can carry.
+  static let lowestWireCutoff = Celsius(30)
 
   @inlinable static func checkNumbers(_ p: PresetLimits) throws(EnvelopeError) {
     if !(p.depth.value.isFinite && p.depth.min.isFinite && p.depth.max.isFinite) {

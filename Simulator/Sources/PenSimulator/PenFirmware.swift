@@ -135,7 +135,10 @@ public struct PenFirmware: Sendable {
       core.finishSelfTest(passed: true)
       log(.powerOn, value: 0)
     }
-    // Actuator commands, corrected by the calibration record as the pen applies it.
+    // Service mode ends when the host falls silent, as a session does (SR-033).
+    let silence = Microseconds(now.rawValue - min(now.rawValue, lastHostFrame.rawValue))
+    if service.active && silence > SafetyTiming.heartbeatTimeout { setServiceMode(false) }
+    // Actuator commands, corrected by the calibration record in force (calibration.md section 2).
     let a = actuation
     var depthCommand = a.depth
     var speedCommand = a.speed
@@ -173,9 +176,8 @@ public struct PenFirmware: Sendable {
         sensors.read(
           .handpieceTemperature, physics.handpieceTemperature.value, noise: 0.02, now: now)),
       skinContact: contactReading > 0.5,
-      heartbeatAge: Microseconds(now.rawValue - min(now.rawValue, lastHostFrame.rawValue)),
-      cartridge: cartridgeStatus(), calibration: calibrationStatus,
-      pulseRequested: stroke && capability.hasRF)
+      heartbeatAge: silence, cartridge: cartridgeStatus(), calibration: calibrationStatus,
+      pulseRequested: stroke && capability.hasRF, serviceMode: service.active)
     let act = core.evaluate(inputs)
     // Pulse energy as the pen measures it, for telemetry.
     if physics.rfPower.value > 0 && inputs.rfPower.isFinite {
@@ -294,7 +296,7 @@ public struct PenFirmware: Sendable {
           seq,
           [nackFrame(seq, Hello.id, .catalogueMismatch, Int32(bitPattern: MessageCatalogue.hash))])
       } else {
-        service.active = false
+        setServiceMode(false)
         penSequence = 0
         answer(seq, [responseFrame(.deviceInfo(deviceInfo()), seq)])
       }
@@ -396,6 +398,7 @@ public struct PenFirmware: Sendable {
     case .serviceResponse(let m):
       switch service.verify(m.mac.bytes, key: nvm.serviceKey, serial: serial, now: now) {
       case .granted:
+        setServiceMode(true)
         log(.serviceGranted, value: 0)
         answer(
           seq, [responseFrame(.ack(Ack(ackedSequence: seq, ackedMessage: ServiceResponse.id)), seq)]
@@ -437,7 +440,7 @@ public struct PenFirmware: Sendable {
         frames.isEmpty
           ? [nackFrame(seq, ReadEventLog.id, .fieldOutOfRange, Int32(clamping: total))] : frames)
     case .exitServiceMode:
-      service.active = false
+      setServiceMode(false)
       answer(
         seq, [responseFrame(.ack(Ack(ackedSequence: seq, ackedMessage: ExitServiceMode.id)), seq)])
     default:
@@ -454,6 +457,13 @@ public struct PenFirmware: Sendable {
     }
     // The actuators stop now, not at the next tick.
     actuation = .safe(core.state, fault: core.latchedFault)
+  }
+
+  /// Starts or ends a service-mode session; the safety core judges the next command with it at
+  /// once (SR-033).
+  mutating func setServiceMode(_ active: Bool) {
+    service.active = active
+    core.serviceModeChanged(to: active)
   }
 
   mutating func writeCalibration(_ bytes: FixedBytes<64>, sequence seq: UInt16) {
@@ -608,6 +618,9 @@ public struct PenFirmware: Sendable {
       boundToSession: boundCartridge == cartridge.id)
   }
 
+  /// Decodes the stored record: its status for arming (SR-019), and the correction in force — the
+  /// record's whenever it decodes and belongs to this pen (model and serial), verified or not,
+  /// marked bad or not; otherwise none, which is the neutral correction (calibration.md section 2).
   mutating func loadCalibration() {
     guard let stored = nvm.calibrationRecord, let bytes = FixedBytes<64>(stored) else {
       calibration = nil
@@ -619,19 +632,18 @@ public struct PenFirmware: Sendable {
       calibrationStatus = .corrupt
       return
     }
-    switch record.validity(forModel: model, serial: serial) {
-    case .valid:
-      calibration = record
-      calibrationStatus = .valid
-    case .markedBad:
-      calibration = record
-      calibrationStatus = .markedBad
-    case .wrongPen:
+    // Another pen's record corrects nothing on this one, whatever its flags say.
+    guard record.model == model && record.serial == serial else {
       calibration = nil
       calibrationStatus = .wrongPen
-    default:
-      calibration = record
-      calibrationStatus = .outOfTolerance
+      return
+    }
+    calibration = record
+    switch record.validity(forModel: model, serial: serial) {
+    case .valid: calibrationStatus = .valid
+    case .markedBad: calibrationStatus = .markedBad
+    case .wrongPen: calibrationStatus = .wrongPen
+    default: calibrationStatus = .outOfTolerance
     }
   }
 
