@@ -13,6 +13,8 @@ public enum PenError: Error, Hashable, Sendable, CustomStringConvertible {
   /// The pen answered with something the protocol does not allow there.
   case unexpectedAnswer(message: UInt16, got: UInt16)
   case transport(TransportError)
+  /// A message this host could not encode (a value outside the wire's range): nothing was sent.
+  case unencodable(message: UInt16, reason: String)
   /// A calibration record that does not encode or decode (calibration.md).
   case badCalibrationRecord(CalibrationRecordError)
 
@@ -39,6 +41,9 @@ public enum PenError: Error, Hashable, Sendable, CustomStringConvertible {
       return "the pen answered \(name(message)) with \(name(got))"
     case .transport(let error):
       return "USB: \(error)"
+    case .unencodable(let message, let reason):
+      return
+        "\(name(message)) was not sent: \(reason) — a value outside what the wire can carry (messages.json)"
     case .badCalibrationRecord(let error):
       return "\(error)"
     }

@@ -118,12 +118,38 @@ public final class Pen: Sendable {
     return done.verdict ?? .accept
   }
 
-  public func arm() throws(PenError) { _ = try perform(.arm, .arm(Arm())) }
+  /// Arms the pen. Its status is read first, so the guard vets arming on the pen's interlocks
+  /// as they are now (calibration, cartridge, service mode), not as a telemetry sample sent
+  /// before the last command had taken effect said they were.
+  public func arm() throws(PenError) {
+    let now = try status()
+    if !now.flags.contains(.calibrationValid) && !now.flags.contains(.serviceMode) {
+      // The flag says only "not valid"; the record says why, so a refusal by this host's guard
+      // names the same reason (and detail) the pen would.
+      let reason: CalibrationStatus
+      do {
+        reason =
+          try readCalibration().map {
+            CalibrationStatus($0.validity(forModel: info.model, serial: info.serial))
+          } ?? .missing
+      } catch .badCalibrationRecord {
+        reason = .corrupt
+      }
+      link.shared.withLock { s in
+        var seen = s.mirror.observed
+        seen.calibration = reason
+        s.mirror.observe(seen)
+      }
+    }
+    _ = try perform(.arm, .arm(Arm()))
+  }
   public func start() throws(PenError) { _ = try perform(.start, .start(Start())) }
   public func pause() throws(PenError) { _ = try perform(.pause, .pause(Pause())) }
   public func stop() throws(PenError) { _ = try perform(.stop, .stop(Stop())) }
   public func disarm() throws(PenError) { _ = try perform(.disarm, .disarm(Disarm())) }
+  /// Acknowledges a fault, vetted (like arming) on the pen's status read just before.
   public func acknowledge(_ fault: FaultCode) throws(PenError) {
+    _ = try status()
     _ = try perform(.acknowledgeFault(fault), .acknowledgeFault(AcknowledgeFault(fault: fault)))
   }
 
@@ -354,10 +380,8 @@ final class PenLink: Sendable {
           case .refuse(let r):
             Self.finish(
               &s, out,
-              .failure(
-                .refused(
-                  message: out.message.id, code: r.code,
-                  detail: Int32(clamping: Int64(r.limit.rounded())))))
+              .failure(.refused(message: out.message.id, code: r.code, detail: r.nackDetail))
+            )
             continue
           case .clamped(let clamped, _):
             out.message = .setParameters(
@@ -372,8 +396,14 @@ final class PenLink: Sendable {
         s.sequence &+= 1
         // The guard's stops carry their own sequence number; commands skip it, and zero.
         if s.sequence == SafetyGuardPath.stopSequence { s.sequence = 1 }
-        out.frame =
-          (try? FrameCodec.encode(out.message, sequence: out.sequence, flags: .ackRequested)) ?? []
+        do {
+          out.frame = try FrameCodec.encode(
+            out.message, sequence: out.sequence, flags: .ackRequested)
+        } catch {
+          // Nothing can go out, so no answer can come: say so now rather than time out.
+          Self.finish(&s, out, .failure(.unencodable(message: out.message.id, reason: "\(error)")))
+          continue
+        }
         out.sentAt = now
         out.attempts = 1
         s.inFlight = out
@@ -424,6 +454,8 @@ final class PenLink: Sendable {
   /// The interlock bits a status or telemetry frame carries, as the mirror's observation.
   static func observe(flags: PenFlags, into seen: inout TickInputs) {
     seen.skinContact = flags.contains(.skinContact)
+    // SR-033: arming an uncalibrated pen is the pen's to allow, in service mode only.
+    seen.serviceMode = flags.contains(.serviceMode)
     // The flag says only "valid" or not; the pen's own refusal gives the exact reason.
     seen.calibration = flags.contains(.calibrationValid) ? .valid : .missing
     let cartridge = flags.contains(.cartridgeValid)
@@ -438,7 +470,13 @@ final class PenLink: Sendable {
       var seen = TickInputs(
         now: now, depth: t.depth, speed: t.speed, rfPower: t.rfPower, impedance: t.impedance,
         tissueTemperature: t.tissueTemperature, handpieceTemperature: t.handpieceTemperature)
-      Self.observe(flags: t.flags, into: &seen)
+      // Readings come from telemetry; the interlock bits only from status frames, which are
+      // ordered with the answers to commands (a sample sent before a command took effect must
+      // not undo what its answer told the mirror).
+      seen.skinContact = t.flags.contains(.skinContact)
+      seen.calibration = s.mirror.observed.calibration
+      seen.cartridge = s.mirror.observed.cartridge
+      seen.serviceMode = s.mirror.observed.serviceMode
       s.mirror.observe(seen)
       return s.mirror.envelope
     }
@@ -488,6 +526,11 @@ final class PenLink: Sendable {
         return false
       }
       // The pen accepted it: the host's mirror follows, so later vetting sees the same state.
+      switch out.message {
+      case .serviceResponse: s.mirror.serviceModeChanged(to: true)
+      case .exitServiceMode: s.mirror.serviceModeChanged(to: false)
+      default: break
+      }
       var watchAfresh = false
       if let command = out.command {
         var applied = command

@@ -64,6 +64,20 @@ public enum CalibrationStatus: UInt8, Sendable, Hashable {
   case wrongPen = 5
 }
 
+extension CalibrationStatus {
+  /// The status a decoded record gives its pen (calibration.md section 4): the pen when it loads
+  /// its record, and the host when it learns why a pen is not valid for arming.
+  @inlinable public init(_ validity: CalibrationValidity) {
+    switch validity {
+    case .valid: self = .valid
+    case .markedBad: self = .markedBad
+    case .wrongPen: self = .wrongPen
+    case .implausible: self = .corrupt
+    case .notVerified, .outOfTolerance: self = .outOfTolerance
+    }
+  }
+}
+
 /// A request to change what the pen does.
 public enum Command: Sendable, Hashable {
   case loadEnvelope(SessionEnvelope, sessionID: UInt32)
@@ -111,6 +125,27 @@ public enum Command: Sendable, Hashable {
     self.quantity = quantity
     self.value = value
     self.limit = limit
+  }
+}
+
+extension Refusal {
+  /// The `nack.detail` this refusal carries (messages.json): the limit in the quantity's wire
+  /// unit (depth in µm, speed, energy and power in tenths, temperatures in hundredths), or the
+  /// value itself when the refusal is about no quantity. The pen sends it; the host's guard gives
+  /// the same number when it refuses first, so a refusal reads the same from either side.
+  @inlinable public var nackDetail: Int32 {
+    let scale: Double
+    switch quantity {
+    case .depth?: scale = 1000
+    case .speed?, .rfEnergyPerPin?, .rfPower?: scale = 10
+    case .tissueTemperature?, .handpieceTemperature?: scale = 100
+    default: scale = 1
+    }
+    let v = ((quantity == nil ? value : limit) * scale).rounded()
+    if !(v == v) { return 0 }
+    if v >= 2_147_483_647 { return .max }
+    if v <= -2_147_483_648 { return .min }
+    return Int32(v)
   }
 }
 

@@ -85,7 +85,7 @@ struct LinkTests {
     try pen.load(
       try SessionEnvelope.build(
         model: .rf200, area: .forehead, preset: PenTests.preset, skin: .typeII), sessionID: 4)
-    #expect(throws: PenError.refused(message: Arm.id, code: .calibrationInvalid, detail: 0)) {
+    #expect(throws: PenError.refused(message: Arm.id, code: .calibrationInvalid, detail: 1)) {
       try pen.arm()
     }
     let arms = sim.with { $0.transcript!.lines.filter { $0.contains("H>P arm") }.count }

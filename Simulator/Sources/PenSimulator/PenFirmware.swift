@@ -529,7 +529,7 @@ public struct PenFirmware: Sendable {
   mutating func reply(_ seq: UInt16, _ id: UInt16, _ verdict: Verdict) {
     switch verdict {
     case .refuse(let r):
-      answer(seq, [nackFrame(seq, id, r.code, Self.detail(r))])
+      answer(seq, [nackFrame(seq, id, r.code, r.nackDetail)])
     default:
       answer(seq, [responseFrame(.ack(Ack(ackedSequence: seq, ackedMessage: id)), seq)])
     }
@@ -591,8 +591,16 @@ public struct PenFirmware: Sendable {
   }
 
   func status() -> Status {
-    Status(
-      state: core.state, fault: core.latchedFault, flags: actuation.flags,
+    // The interlock bits as they stand now, not as the last tick saw them: a status asked for
+    // right after a command (service granted, a record written) must already show its effect.
+    var flags = actuation.flags
+    let cartridge = cartridgeStatus()
+    flags.set(.calibrationValid, calibrationStatus == .valid)
+    flags.set(.cartridgeValid, cartridge.present && cartridge.valid)
+    flags.set(.envelopeLoaded, core.envelope != nil)
+    flags.set(.serviceMode, service.active)
+    return Status(
+      state: core.state, fault: core.latchedFault, flags: flags,
       sessionId: core.sessionID,
       area: core.envelope?.area ?? .none,
       rfDelivered: Millijoules(Self.clamp(core.rfDelivered.value.rounded(), 0, 4_000_000)),
@@ -639,12 +647,7 @@ public struct PenFirmware: Sendable {
       return
     }
     calibration = record
-    switch record.validity(forModel: model, serial: serial) {
-    case .valid: calibrationStatus = .valid
-    case .markedBad: calibrationStatus = .markedBad
-    case .wrongPen: calibrationStatus = .wrongPen
-    default: calibrationStatus = .outOfTolerance
-    }
+    calibrationStatus = CalibrationStatus(record.validity(forModel: model, serial: serial))
   }
 
   /// The factory's calibration: it measured this unit's imperfections on its own fixtures (with
@@ -741,18 +744,6 @@ public struct PenFirmware: Sendable {
 
   // MARK: Refusals on the wire
 
-  static func detail(_ r: Refusal) -> Int32 {
-    let scale: Double
-    switch r.quantity {
-    case .depth?: scale = 1000
-    case .speed?, .rfEnergyPerPin?, .rfPower?: scale = 10
-    case .tissueTemperature?, .handpieceTemperature?: scale = 100
-    default: scale = 1
-    }
-    let value = r.quantity == nil ? r.value : r.limit
-    return Int32(clamping: Int64((value * scale).rounded()))
-  }
-
   static func nack(for error: WireError) -> (NackCode, Int32) {
     switch error {
     case .unsupportedVersion(let v): (.unsupportedVersion, Int32(v))
@@ -768,7 +759,7 @@ public struct PenFirmware: Sendable {
     switch error {
     case .rfNotAllowed, .rfOnMechanicalPen: (.rfNotAllowed, 0)
     case .aboveLimit(let q, _, let limit, _), .belowLimit(let q, _, let limit, _):
-      (.outsideEnvelope, detail(Refusal(.outsideEnvelope, q, value: 0, limit: limit)))
+      (.outsideEnvelope, Refusal(.outsideEnvelope, q, value: 0, limit: limit).nackDetail)
     default: (.outsideEnvelope, 0)
     }
   }

@@ -313,14 +313,7 @@ struct SweepSession {
 
 extension Calibrator {
   /// Ends the service-mode session without storing anything.
-  ///
-  /// PenDriver's `Pen` has no `exit_service_mode` call of its own; `writeCalibration` sends one
-  /// after every write, accepted or not. A record for another model is refused by every pen
-  /// before anything is stored (calibration.md section 5), so writing one ends the session and
-  /// leaves the stored record as it was. Replace with `Pen.exitServiceMode()` once it exists.
   func leaveServiceMode() {
-    let other: PenModelID = model == .mn100 ? .rf200 : .mn100
-    let decoy = CalibrationRecord.identity(model: other, serial: serial, timestamp: 0)
-    _ = try? pen.writeCalibration(decoy, serviceKey: serviceKey)
+    try? pen.exitServiceMode()
   }
 }
