@@ -12,8 +12,8 @@ struct PenCtl: ParsableCommand {
       66 refused by a safety or clinical rule; 67 device fault or aborted treatment; 70 internal error.
       """,
     subcommands: [
-      SpecCommand.self, DevicesCommand.self, InfoCommand.self, RecordsCommand.self,
-      AuditCommand.self,
+      SpecCommand.self, DevicesCommand.self, InfoCommand.self, CalibrateCommand.self,
+      TreatCommand.self, RecordsCommand.self, ReportCommand.self, AuditCommand.self,
     ]
   )
 }

@@ -38,7 +38,10 @@ final class PenSession {
         "\(serial).json")
       if simulator.simReset { try? FileManager.default.removeItem(at: file) }
       let nvm = try loadState(file, model: model, serial: serial)
-      let firmware = PenFirmware(model: model, serial: serial, seed: simulator.simSeed, nvm: nvm)
+      // A pen new from the factory comes with its factory calibration record.
+      let firmware =
+        nvm.map { PenFirmware(model: model, serial: serial, seed: simulator.simSeed, nvm: $0) }
+        ?? PenFirmware.factoryNew(model: model, serial: serial, seed: simulator.simSeed)
       let sim = SimulatedPen(firmware)
       sim.advance(by: PenFirmware.bootTime)
       let pen: Pen

@@ -1,0 +1,577 @@
+import ArgumentParser
+import Foundation
+import PenClinic
+import PenDriver
+import PenSafety
+import PenSimulator
+import PenWire
+import Synchronization
+
+/// `penctl treat`: screen, check the course, build the envelope from the area's preset, arm,
+/// treat, and record the session — refused, completed or aborted, always recorded.
+struct TreatCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "treat",
+    abstract: "Treat one area of one patient with the area's preset, and record the session.",
+    discussion: """
+      With --sim the simulated pen is treated with a scripted pattern of passes: 4 s on the skin, \
+      1 s lifted, for --duration seconds of (virtual) pen time. Exit codes: 0 completed; \
+      64 usage; 65 bad input; 66 refused by a safety or clinical rule (the refusal is recorded); \
+      67 aborted by a pen fault or a lost pen (the session is recorded with the energy delivered).
+      """)
+
+  @Option(help: "The treatment area (forehead, periorbital, nose, perioral, cheekbones, …).")
+  var area: String
+
+  @Option(help: "The patient's pseudonymous id (letters, digits, '.', '_', '-'; never a name).")
+  var patient: String
+
+  @Option(
+    help: "Fitzpatrick skin type 1-6; adjusts RF energy (default: 6, the most conservative).")
+  var fitzpatrick: Int?
+
+  @Option(help: "A preset id (default: the area's preset for the pen's kind).")
+  var preset: String?
+
+  @Option(help: "A clinic preset file (YAML) to add to the shipped presets; repeatable.")
+  var presetFile: [String] = []
+
+  @Option(help: "Needle depth in mm, instead of the preset's default.") var depth: Double?
+  @Option(help: "Needle speed in Hz, instead of the preset's default.") var speed: Double?
+  @Option(help: "RF energy per pin in mJ, instead of the preset's default.") var rfEnergy: Double?
+
+  @Flag(
+    help:
+      "Confirm override values above the preset's recommended range (never above the hard limits).")
+  var confirm = false
+
+  @Flag(help: "A test patch: the preset's conservative settings, a small RF dose cap.")
+  var testPatch = false
+
+  @Option(
+    help: ArgumentHelp(
+      "A contraindication present, as NAME or NAME=REASON (the reason is required for relative ones); repeatable.",
+      valueName: "name[=reason]"))
+  var contraindication: [String] = []
+
+  @Option(help: "Why this session may go ahead earlier than the course rules allow (recorded).")
+  var overrideReason: String?
+
+  @Option(help: "Seconds of treatment (pen time).") var duration: Double = 30
+
+  @Option(
+    help: ArgumentHelp(
+      "Rehearse a fault on the simulated pen, NAME@SECONDS from the start of treatment (e.g. rf-stuck-on@5s); repeatable.",
+      valueName: "name@time"))
+  var fault: [String] = []
+
+  @Option(help: "The serial of a pen on USB (see penctl devices). Omit with --sim.")
+  var serial: String?
+
+  @OptionGroup var simulator: SimulatorOptions
+  @OptionGroup var store: StoreOptions
+  @Flag(help: "Print JSON instead of text.") var json = false
+
+  func run() throws {
+    do {
+      let request = try TreatmentRequest(self)
+      let outcome = try request.run()
+      if json { try JSONOutput.print(outcome.summary) } else { outcome.printText() }
+      if outcome.summary.status != "completed" { throw ExitCode(ExitStatus.deviceFault) }
+    } catch let error as CLIError {
+      fail(error, json: json)
+    } catch let error as RecordsError {
+      fail(CLIError(error.description, code: StoreOptions.code(for: error)), json: json)
+    }
+  }
+}
+
+/// What `treat` prints at the end (and with --json, its stable fields).
+struct TreatmentSummary: Encodable {
+  var sessionId: Int64
+  var patient: String
+  var area: String
+  var preset: String
+  var penSerial: String
+  var model: String
+  var fitzpatrick: Int
+  var testPatch: Bool
+  var status: String
+  var reason: String?
+  var durationS: Double
+  var passes: Int
+  var deliveredRfMj: Double
+  var remainingRfMj: Double
+  var depthMm: Double
+  var speedHz: Double
+  var rfEnergyPerPinMj: Double
+  var warnings: [String]
+  var report: String?
+  var database: String
+}
+
+/// Everything `treat` checked before touching the pen, and then the run itself.
+struct TreatmentRequest {
+  var area: TreatmentAreaID
+  var patient: String
+  var skin: FitzpatrickType
+  var skinGiven: Bool
+  var overrides: PresetOverrides
+  var screening: ScreeningAnswers
+  var faults: [ScheduledFault]
+  var duration: Microseconds
+  var command: TreatCommand
+
+  init(_ c: TreatCommand) throws(CLIError) {
+    command = c
+    area = try parseArea(c.area)
+    do {
+      try RecordsStore.validatePatientID(c.patient)
+    } catch {
+      throw CLIError(error.message, code: ExitStatus.usage)
+    }
+    patient = c.patient
+    let type = c.fitzpatrick ?? 6
+    guard (1...6).contains(type), let skin = FitzpatrickType(rawValue: UInt8(type)) else {
+      throw CLIError(
+        "--fitzpatrick \(type) is not a skin type: give 1 to 6", code: ExitStatus.usage)
+    }
+    self.skin = skin
+    skinGiven = c.fitzpatrick != nil
+    overrides = PresetOverrides(
+      depth: try Self.value(c.depth, "--depth", "mm", 0...10).map(Millimetres.init),
+      speed: try Self.value(c.speed, "--speed", "Hz", 0...1_000).map(Hertz.init),
+      rfEnergy: try Self.value(c.rfEnergy, "--rf-energy", "mJ", 0...1_000).map(Millijoules.init),
+      confirmed: c.confirm)
+    guard c.duration.isFinite, c.duration > 0, c.duration <= 3_600 else {
+      throw CLIError(
+        "--duration \(c.duration) s is outside 0-3600 s: give the seconds of treatment",
+        code: ExitStatus.usage)
+    }
+    duration = Microseconds(UInt64(c.duration * 1_000_000))
+    if !c.fault.isEmpty && !c.simulator.sim {
+      throw CLIError("--fault rehearses faults on the simulated pen: add --sim", code: 64)
+    }
+    faults = []
+    for text in c.fault {
+      do { faults.append(try ScheduledFault(parsing: text)) } catch {
+        throw CLIError("--fault \(text): \(error.description)", code: ExitStatus.usage)
+      }
+    }
+    screening = ScreeningAnswers()
+    for entry in c.contraindication {
+      let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+      guard let item = Contraindication(rawValue: parts[0]) else {
+        throw CLIError(
+          "unknown contraindication '\(parts[0])': the checklist has \(Contraindication.allCases.map(\.rawValue).joined(separator: ", "))",
+          code: ExitStatus.usage)
+      }
+      screening.present.insert(item)
+      if parts.count == 2 { screening.reasons[item] = parts[1] }
+    }
+    if c.serial != nil && c.simulator.sim {
+      throw CLIError("give --serial or --sim, not both", code: ExitStatus.usage)
+    }
+  }
+
+  /// A number from the command line: finite and within a plausible range, or a usage error that
+  /// names the option, the value and the range. The clinical limits are checked later, by the
+  /// preset layer, against the area and the pen.
+  static func value(
+    _ v: Double?, _ name: String, _ unit: String, _ range: ClosedRange<Double>
+  ) throws(CLIError) -> Double? {
+    guard let v else { return nil }
+    guard v.isFinite, range.contains(v) else {
+      throw CLIError(
+        "\(name) \(v) \(unit) is not a usable value: give a number from \(fmt(range.lowerBound)) to \(fmt(range.upperBound)) \(unit)",
+        code: ExitStatus.usage)
+    }
+    return v
+  }
+
+  func run() throws(CLIError) -> TreatmentOutcome {
+    var library: PresetLibrary
+    do {
+      library = try PresetLibrary.shipped()
+      for file in command.presetFile {
+        library = try library.adding(contentsOf: URL(fileURLWithPath: file))
+      }
+    } catch {
+      throw CLIError(error.description, code: ExitStatus.badInput)
+    }
+    let store = try command.store.open()
+    let session = try PenSession.open(
+      simulator: command.simulator, serial: command.serial,
+      dataDirectory: command.store.dataDirectory)
+    defer { try? session.close() }
+    let pen = session.pen
+    let model = pen.info.model
+    do {
+      _ = try store.upsertDevice(
+        DeviceIdentity(
+          serial: pen.info.serial.description, model: model,
+          firmware: "\(pen.info.firmwareMajor).\(pen.info.firmwareMinor).\(pen.info.firmwarePatch)"
+        ))
+    } catch {
+      throw CLIError(error.description, code: StoreOptions.code(for: error))
+    }
+    var warnings: [String] = []
+    if !skinGiven && model == .rf200 {
+      warnings.append(
+        "no --fitzpatrick given: RF energy set for type VI, the most conservative; give the patient's skin type"
+      )
+    }
+
+    // The preset.
+    var chosen: Preset
+    if let id = command.preset {
+      guard let p = library.preset(id: id) else {
+        throw CLIError(
+          "no preset '\(id)': the presets for \(area.catalogueName) are \(library.presets(for: area).map(\.id).joined(separator: ", "))",
+          code: ExitStatus.badInput)
+      }
+      guard p.area == area else {
+        throw CLIError(
+          "preset \(id) is for \(p.area.catalogueName), not \(area.catalogueName)", code: 65)
+      }
+      chosen = p
+    } else {
+      guard let p = library.defaultPreset(area: area, model: model) else {
+        let kinds = library.presets(for: area).map(\.id).joined(separator: ", ")
+        throw refuse(
+          store, session, presetID: "-", envelope: nil,
+          reason:
+            "no preset for \(area.catalogueName) on pen model \(model.catalogueName) (this area has \(kinds)): \(model == .rf200 ? "RF is not allowed here; use a mechanical pen" : "use another pen")"
+        )
+      }
+      chosen = p
+    }
+    if command.testPatch { chosen = chosen.testPatch(model: model, skin: skin) }
+    let usesRF = chosen.kind == .rf
+
+    // The envelope: the preset on this pen for this skin, with the overrides.
+    let envelope: SessionEnvelope
+    do {
+      envelope = try chosen.envelope(model: model, skin: skin, overrides: overrides)
+    } catch {
+      throw refuse(
+        store, session, presetID: chosen.id, envelope: nil, reason: error.description)
+    }
+
+    // Screening (the answers are recorded with the session, whatever the verdict).
+    let verdict = screen(screening, usesRF: usesRF)
+    guard verdict.isCleared else {
+      throw refuse(
+        store, session, presetID: chosen.id, envelope: nil, reason: verdict.description)
+    }
+
+    // The course.
+    let history: [PriorSession]
+    do {
+      history = try store.sessions(patient: patient, area: nil).map(Self.prior)
+    } catch {
+      throw CLIError(error.description, code: StoreOptions.code(for: error))
+    }
+    let course = CourseRules.check(
+      history: history, area: area, at: Date(), usesRF: usesRF, isTestPatch: chosen.isTestPatch,
+      skin: skin, override: command.overrideReason.map(CourseOverride.init))
+    warnings += course.warnings
+    guard course.isAllowed else {
+      throw refuse(
+        store, session, presetID: chosen.id, envelope: nil,
+        reason: course.reason ?? course.description)
+    }
+
+    // The pen.
+    let status: Status
+    do { status = try pen.status() } catch {
+      throw CLIError("the pen does not answer: \(error)", code: ExitStatus.deviceFault)
+    }
+    if status.flags.contains(.serviceMode) {
+      throw refuse(
+        store, session, presetID: chosen.id, envelope: envelope,
+        reason:
+          "the pen is in service mode: a technician's session is open on it; end it (power-cycle the pen) before treating a patient"
+      )
+    }
+    if let sim = session.simulated {
+      // A new single-use cartridge for every session, as in the clinic.
+      sim.with { fw in
+        let next = UInt64(fw.nvm.cartridgeUses.count + 1)
+        fw.cartridge = SimulatedCartridge(
+          id: 0xCA27_0000_0000 | next, needleCount: UInt8(clamping: envelope.pinCount))
+        fw.physics.skinContact = false
+      }
+    }
+    let sessionNumber = UInt32(
+      truncatingIfNeeded: (try? store.listSessions(limit: 1).first?.id) ?? 0)
+    do {
+      try pen.load(envelope, sessionID: sessionNumber &+ 1)
+      try pen.arm()
+    } catch {
+      let reason =
+        switch error {
+        case .refused(_, .calibrationInvalid, _):
+          "the pen refused arming: its calibration is missing, out of tolerance or marked bad (calibration_invalid); calibrate it (penctl calibrate) or take it out of service"
+        case .refused(let message, let code, let detail):
+          "the pen refused message \(message): \(code.catalogueName) (detail \(detail))"
+        default: "the pen did not arm: \(error)"
+        }
+      throw refuse(store, session, presetID: chosen.id, envelope: envelope, reason: reason)
+    }
+
+    let start = SessionStart(
+      patient: patient, area: area, presetID: chosen.id, penSerial: pen.info.serial.description,
+      model: model, fitzpatrick: skin, isTestPatch: chosen.isTestPatch,
+      envelope: RecordJSON(envelope: envelope), overrideReason: command.overrideReason,
+      screening: Self.screeningJSON(screening, verdict: verdict))
+    let id: Int64
+    do { id = try store.beginSession(start) } catch {
+      try? pen.disarm()
+      throw CLIError(error.description, code: StoreOptions.code(for: error))
+    }
+    let run = TreatmentRun(
+      pen: pen, simulated: session.simulated, store: store, sessionID: id, envelope: envelope,
+      duration: duration, faults: faults, live: !command.json)
+    let result = run.execute()
+    do {
+      try store.finishSession(
+        id: id, outcome: result.aborted == nil ? .completed : .aborted, reason: result.aborted,
+        delivered: result.delivered, passes: result.passes)
+    } catch {
+      throw CLIError(
+        "the session ran but could not be closed in the records: \(error.description)",
+        code: ExitStatus.internalError)
+    }
+    let report = try? ReportWriter.write(sessionID: id, store: store, to: nil, in: command.store)
+    return TreatmentOutcome(
+      summary: TreatmentSummary(
+        sessionId: id, patient: patient, area: "\(area.catalogueName)", preset: chosen.id,
+        penSerial: pen.info.serial.description, model: "\(model.catalogueName)",
+        fitzpatrick: Int(skin.rawValue), testPatch: chosen.isTestPatch,
+        status: result.aborted == nil ? "completed" : "aborted", reason: result.aborted,
+        durationS: Double(result.elapsed.rawValue) / 1_000_000, passes: result.passes,
+        deliveredRfMj: result.delivered.value, remainingRfMj: result.remaining.value,
+        depthMm: envelope.recommendedDepth.value.value,
+        speedHz: envelope.recommendedSpeed.value.value,
+        rfEnergyPerPinMj: envelope.recommendedRFEnergyPerPin.value.value, warnings: warnings,
+        report: report?.path, database: command.store.path.path))
+  }
+
+  /// Records a refused session; the error to report it with (exit 66).
+  func refuse(
+    _ store: RecordsStore, _ session: PenSession, presetID: String, envelope: SessionEnvelope?,
+    reason: String
+  ) -> CLIError {
+    let start = SessionStart(
+      patient: patient, area: area, presetID: presetID,
+      penSerial: session.pen.info.serial.description, model: session.pen.info.model,
+      fitzpatrick: skin, isTestPatch: command.testPatch,
+      envelope: envelope.map(RecordJSON.init(envelope:)), overrideReason: command.overrideReason,
+      screening: Self.screeningJSON(screening, verdict: nil))
+    var id: Int64? = nil
+    do { id = try store.recordRefusedSession(start, reason: reason) } catch {
+      warn("penctl: the refusal could not be recorded: \(error.description)")
+    }
+    try? session.close()
+    let recorded = id.map { " (recorded as session \($0))" } ?? ""
+    return CLIError("treatment refused\(recorded): \(reason)", code: ExitStatus.refused)
+  }
+
+  static func screeningJSON(_ answers: ScreeningAnswers, verdict: ScreeningOutcome?) -> RecordJSON {
+    var present: [RecordJSON] = []
+    for c in Contraindication.allCases where answers.present.contains(c) {
+      present.append(
+        ["name": .string(c.rawValue), "reason": answers.reasons[c].map(RecordJSON.string) ?? .null])
+    }
+    var object: [String: RecordJSON] = ["present": .array(present)]
+    if let verdict { object["verdict"] = .string(verdict.description) }
+    return .object(object)
+  }
+
+  /// A stored session as the course rules see it.
+  static func prior(_ r: SessionRecord) -> PriorSession {
+    var usesRF = false
+    if case .object(let e)? = r.start.envelope,
+      case .object(let rf)? = e["recommended_rf_energy_per_pin_mj"],
+      case .double(let v)? = rf["value"]
+    {
+      usesRF = v > 0
+    }
+    let outcome: PriorOutcome =
+      switch r.status {
+      case .completed: .completed
+      case .refused: .refused
+      case .aborted, .inProgress: .aborted
+      }
+    return PriorSession(
+      date: r.startedAt, area: r.start.area, usesRF: usesRF, isTestPatch: r.start.isTestPatch,
+      outcome: outcome)
+  }
+}
+
+/// How `treat` ended, for printing.
+struct TreatmentOutcome {
+  var summary: TreatmentSummary
+
+  func printText() {
+    let s = summary
+    for w in s.warnings { warn("warning: \(w)") }
+    print(
+      "session \(s.sessionId): \(s.status)\(s.reason.map { " — \($0)" } ?? "")")
+    print(
+      "  patient \(s.patient), \(s.area), preset \(s.preset)\(s.testPatch ? " (test patch)" : ""), skin type \(s.fitzpatrick)"
+    )
+    print("  pen \(s.penSerial) (\(s.model))")
+    print(
+      "  \(String(format: "%.1f", s.durationS)) s of pen time, \(s.passes) passes at \(fmt(s.depthMm)) mm, \(fmt(s.speedHz)) Hz"
+        + (s.rfEnergyPerPinMj > 0 ? ", \(fmt(s.rfEnergyPerPinMj)) mJ/pin" : ""))
+    if s.rfEnergyPerPinMj > 0 {
+      print(
+        "  RF delivered \(fmt(s.deliveredRfMj / 1000)) J; \(fmt(s.remainingRfMj / 1000)) J left of the area's cap"
+      )
+    }
+    if let report = s.report { print("  report: \(report)") }
+    print("  records: \(s.database)")
+  }
+}
+
+/// The treatment itself: start, scripted passes on the simulated pen, a live status line, samples
+/// saved every 100 ms of pen time, and the end — completed, or aborted by a fault or a lost pen.
+struct TreatmentRun {
+  let pen: Pen
+  let simulated: SimulatedPen?
+  let store: RecordsStore
+  let sessionID: Int64
+  let envelope: SessionEnvelope
+  let duration: Microseconds
+  let faults: [ScheduledFault]
+  let live: Bool
+
+  struct Result {
+    var aborted: String?
+    var delivered: Millijoules
+    var remaining: Millijoules
+    var passes: Int
+    var elapsed: Microseconds
+  }
+
+  /// The scripted passes: 4 s on the skin, then 1 s lifted.
+  static let passOn = Microseconds.seconds(4)
+  static let passOff = Microseconds.seconds(1)
+  static let step = Microseconds.milliseconds(100)
+
+  func execute() -> Result {
+    let samples = Mutex<[Telemetry]>([])
+    let events = Mutex<[PenDriver.PenEvent]>([])
+    let telemetryTask = Task.detached { [pen] in
+      for await t in pen.telemetry { samples.withLock { $0.append(t) } }
+    }
+    let eventTask = Task.detached { [pen] in
+      for await e in pen.events { events.withLock { $0.append(e) } }
+    }
+    defer {
+      telemetryTask.cancel()
+      eventTask.cancel()
+    }
+    let t0 = pen.now
+    if let simulated {
+      for f in faults {
+        simulated.with {
+          $0.inject(
+            ScheduledFault(
+              f.kind, at: Microseconds(t0.rawValue + f.at.rawValue), duration: f.duration))
+          $0.physics.skinContact = true
+        }
+      }
+      simulated.with { $0.physics.skinContact = true }
+    }
+    var result = Result(
+      aborted: nil, delivered: .zero, remaining: envelope.rfDoseCap, passes: 0, elapsed: .zero)
+    do { try pen.start() } catch {
+      result.aborted = "the pen did not start: \(error)"
+      return result
+    }
+    var last: Telemetry? = nil
+    var wasInContact = false
+    var lastSaved = Microseconds.zero
+    var lastPrinted = Microseconds.zero
+    var elapsed = Microseconds.zero
+    while elapsed < duration && result.aborted == nil {
+      if let simulated {
+        let inPass = elapsed.rawValue % (Self.passOn.rawValue + Self.passOff.rawValue)
+        let contact = inPass < Self.passOn.rawValue
+        simulated.with { $0.physics.skinContact = contact }
+      }
+      pen.wait(for: Self.step)
+      elapsed = Microseconds(pen.now.rawValue &- t0.rawValue)
+      var batch: [SessionSample] = []
+      for t in samples.withLock({ s -> [Telemetry] in
+        defer { s = [] }
+        return s
+      }) {
+        let contact = t.flags.contains(.skinContact)
+        if contact && !wasInContact && t.state == .treating { result.passes += 1 }
+        wasInContact = contact
+        last = t
+        if t.timestamp.rawValue >= lastSaved.rawValue + Self.step.rawValue {
+          batch.append(SessionSample(t))
+          lastSaved = t.timestamp
+        }
+      }
+      if !batch.isEmpty { try? store.appendSamples(session: sessionID, batch) }
+      for e in events.withLock({ s -> [PenDriver.PenEvent] in
+        defer { s = [] }
+        return s
+      }) {
+        switch e {
+        case .fault(let f), .guardStopped(let f), .guardEmergencyStop(let f):
+          result.aborted =
+            "pen fault: \(f.catalogueName) at \(fmt(Double(elapsed.rawValue) / 1e6)) s"
+        case .lost:
+          result.aborted =
+            "the pen was lost (no frame for 300 ms) at \(fmt(Double(elapsed.rawValue) / 1e6)) s"
+        case .state(.fault, let f):
+          result.aborted =
+            "pen fault: \(f.catalogueName) at \(fmt(Double(elapsed.rawValue) / 1e6)) s"
+        case .state(.estop, _):
+          result.aborted = "emergency stop at \(fmt(Double(elapsed.rawValue) / 1e6)) s"
+        case .state: break
+        }
+        if result.aborted != nil { break }
+      }
+      if let last, live,
+        elapsed.rawValue >= lastPrinted.rawValue + 1_000_000 || result.aborted != nil
+      {
+        lastPrinted = elapsed
+        warn(statusLine(last, elapsed: elapsed, passes: result.passes))
+      }
+    }
+    if result.aborted == nil {
+      try? pen.stop()
+      try? pen.disarm()
+    }
+    // The last word on the energy: the final samples after stopping.
+    pen.wait(for: .milliseconds(30))
+    let tail = samples.withLock { $0 }
+    if let final = tail.last ?? last {
+      if let l = last, final.timestamp.rawValue >= l.timestamp.rawValue {
+        try? store.appendSamples(session: sessionID, [SessionSample(final)])
+      }
+      result.delivered = final.rfDelivered
+      result.remaining = final.rfRemaining
+    }
+    result.elapsed = elapsed
+    return result
+  }
+
+  func statusLine(_ t: Telemetry, elapsed: Microseconds, passes: Int) -> String {
+    var line =
+      "  \(String(format: "%5.1f", Double(elapsed.rawValue) / 1e6))/\(fmt(Double(duration.rawValue) / 1e6)) s  \(t.state.catalogueName)  depth \(String(format: "%.2f", t.depth.value)) mm  speed \(String(format: "%.1f", t.speed.value)) Hz  pass \(passes)"
+    if envelope.rfAllowed && envelope.recommendedRFEnergyPerPin.value.value > 0 {
+      line +=
+        "  RF \(String(format: "%.1f", t.rfDelivered.value / 1000)) J delivered, \(String(format: "%.1f", t.rfRemaining.value / 1000)) J left"
+    }
+    return line
+  }
+}
