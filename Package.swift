@@ -155,7 +155,9 @@ let package = Package(
     ),
     .testTarget(
       name: "EndToEndTests",
-      dependencies: ["penctl"],
+      dependencies: [
+        "penctl", "PenClinic", "PenWire", .product(name: "GRDB", package: "GRDB.swift"),
+      ],
       swiftSettings: strictSwift
     ),
   ]

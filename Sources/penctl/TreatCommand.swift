@@ -330,6 +330,11 @@ struct TreatmentRequest {
       try? pen.disarm()
       throw CLIError(error.description, code: StoreOptions.code(for: error))
     }
+    if !command.json {
+      warn(
+        "session \(id) started: \(chosen.id) on \(pen.info.serial) for patient \(patient), \(fmt(Double(duration.rawValue) / 1e6)) s"
+      )
+    }
     let run = TreatmentRun(
       pen: pen, simulated: session.simulated, store: store, sessionID: id, envelope: envelope,
       duration: duration, faults: faults, live: !command.json)
