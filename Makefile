@@ -35,10 +35,10 @@ unit-test: deps
 
 test: deps spec-check embedded-check sr-check unit-test
 
+# The whole job on the simulator with a temporary database: calibrate, screen, test patch,
+# treat with the forehead preset, records, report, audit (scripts/demo.sh).
 demo: build
-	$(SWIFT) run --scratch-path $(SCRATCH) penctl spec
-	$(SWIFT) run --scratch-path $(SCRATCH) penctl devices --sim
-	$(SWIFT) run --scratch-path $(SCRATCH) penctl info --sim
+	SCRATCH=$(SCRATCH) scripts/demo.sh
 
 bench: deps
 	scripts/bench.sh run
