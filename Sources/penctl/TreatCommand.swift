@@ -335,9 +335,26 @@ struct TreatmentRequest {
         "session \(id) started: \(chosen.id) on \(pen.info.serial) for patient \(patient), \(fmt(Double(duration.rawValue) / 1e6)) s"
       )
     }
+    if let sim = session.simulated {
+      // Faults are timed from the start of treatment; the scripted passes lift the tip off the
+      // skin between passes.
+      let t0 = pen.now
+      sim.with { fw in
+        for f in faults {
+          fw.inject(
+            ScheduledFault(
+              f.kind, at: Microseconds(t0.rawValue + f.at.rawValue), duration: f.duration))
+        }
+      }
+    }
+    var contact: (@Sendable (Bool) -> Void)? = nil
+    if let sim = session.simulated {
+      contact = { (on: Bool) -> Void in sim.with { $0.physics.skinContact = on } }
+    }
+    let statusLine: ((String) -> Void)? = command.json ? nil : { (line: String) in warn(line) }
     let run = TreatmentRun(
-      pen: pen, simulated: session.simulated, store: store, sessionID: id, envelope: envelope,
-      duration: duration, faults: faults, live: !command.json)
+      pen: pen, store: store, sessionID: id, envelope: envelope, duration: duration,
+      contact: contact, status: statusLine)
     let result = run.execute()
     do {
       try store.finishSession(
@@ -438,145 +455,5 @@ struct TreatmentOutcome {
     }
     if let report = s.report { print("  report: \(report)") }
     print("  records: \(s.database)")
-  }
-}
-
-/// The treatment itself: start, scripted passes on the simulated pen, a live status line, samples
-/// saved every 100 ms of pen time, and the end — completed, or aborted by a fault or a lost pen.
-struct TreatmentRun {
-  let pen: Pen
-  let simulated: SimulatedPen?
-  let store: RecordsStore
-  let sessionID: Int64
-  let envelope: SessionEnvelope
-  let duration: Microseconds
-  let faults: [ScheduledFault]
-  let live: Bool
-
-  struct Result {
-    var aborted: String?
-    var delivered: Millijoules
-    var remaining: Millijoules
-    var passes: Int
-    var elapsed: Microseconds
-  }
-
-  /// The scripted passes: 4 s on the skin, then 1 s lifted.
-  static let passOn = Microseconds.seconds(4)
-  static let passOff = Microseconds.seconds(1)
-  static let step = Microseconds.milliseconds(100)
-
-  func execute() -> Result {
-    let samples = Mutex<[Telemetry]>([])
-    let events = Mutex<[PenDriver.PenEvent]>([])
-    let telemetryTask = Task.detached { [pen] in
-      for await t in pen.telemetry { samples.withLock { $0.append(t) } }
-    }
-    let eventTask = Task.detached { [pen] in
-      for await e in pen.events { events.withLock { $0.append(e) } }
-    }
-    defer {
-      telemetryTask.cancel()
-      eventTask.cancel()
-    }
-    let t0 = pen.now
-    if let simulated {
-      for f in faults {
-        simulated.with {
-          $0.inject(
-            ScheduledFault(
-              f.kind, at: Microseconds(t0.rawValue + f.at.rawValue), duration: f.duration))
-          $0.physics.skinContact = true
-        }
-      }
-      simulated.with { $0.physics.skinContact = true }
-    }
-    var result = Result(
-      aborted: nil, delivered: .zero, remaining: envelope.rfDoseCap, passes: 0, elapsed: .zero)
-    do { try pen.start() } catch {
-      result.aborted = "the pen did not start: \(error)"
-      return result
-    }
-    var last: Telemetry? = nil
-    var wasInContact = false
-    var lastSaved = Microseconds.zero
-    var lastPrinted = Microseconds.zero
-    var elapsed = Microseconds.zero
-    while elapsed < duration && result.aborted == nil {
-      if let simulated {
-        let inPass = elapsed.rawValue % (Self.passOn.rawValue + Self.passOff.rawValue)
-        let contact = inPass < Self.passOn.rawValue
-        simulated.with { $0.physics.skinContact = contact }
-      }
-      pen.wait(for: Self.step)
-      elapsed = Microseconds(pen.now.rawValue &- t0.rawValue)
-      var batch: [SessionSample] = []
-      for t in samples.withLock({ s -> [Telemetry] in
-        defer { s = [] }
-        return s
-      }) {
-        let contact = t.flags.contains(.skinContact)
-        if contact && !wasInContact && t.state == .treating { result.passes += 1 }
-        wasInContact = contact
-        last = t
-        if t.timestamp.rawValue >= lastSaved.rawValue + Self.step.rawValue {
-          batch.append(SessionSample(t))
-          lastSaved = t.timestamp
-        }
-      }
-      if !batch.isEmpty { try? store.appendSamples(session: sessionID, batch) }
-      for e in events.withLock({ s -> [PenDriver.PenEvent] in
-        defer { s = [] }
-        return s
-      }) {
-        switch e {
-        case .fault(let f), .guardStopped(let f), .guardEmergencyStop(let f):
-          result.aborted =
-            "pen fault: \(f.catalogueName) at \(fmt(Double(elapsed.rawValue) / 1e6)) s"
-        case .lost:
-          result.aborted =
-            "the pen was lost (no frame for 300 ms) at \(fmt(Double(elapsed.rawValue) / 1e6)) s"
-        case .state(.fault, let f):
-          result.aborted =
-            "pen fault: \(f.catalogueName) at \(fmt(Double(elapsed.rawValue) / 1e6)) s"
-        case .state(.estop, _):
-          result.aborted = "emergency stop at \(fmt(Double(elapsed.rawValue) / 1e6)) s"
-        case .state: break
-        }
-        if result.aborted != nil { break }
-      }
-      if let last, live,
-        elapsed.rawValue >= lastPrinted.rawValue + 1_000_000 || result.aborted != nil
-      {
-        lastPrinted = elapsed
-        warn(statusLine(last, elapsed: elapsed, passes: result.passes))
-      }
-    }
-    if result.aborted == nil {
-      try? pen.stop()
-      try? pen.disarm()
-    }
-    // The last word on the energy: the final samples after stopping.
-    pen.wait(for: .milliseconds(30))
-    let tail = samples.withLock { $0 }
-    if let final = tail.last ?? last {
-      if let l = last, final.timestamp.rawValue >= l.timestamp.rawValue {
-        try? store.appendSamples(session: sessionID, [SessionSample(final)])
-      }
-      result.delivered = final.rfDelivered
-      result.remaining = final.rfRemaining
-    }
-    result.elapsed = elapsed
-    return result
-  }
-
-  func statusLine(_ t: Telemetry, elapsed: Microseconds, passes: Int) -> String {
-    var line =
-      "  \(String(format: "%5.1f", Double(elapsed.rawValue) / 1e6))/\(fmt(Double(duration.rawValue) / 1e6)) s  \(t.state.catalogueName)  depth \(String(format: "%.2f", t.depth.value)) mm  speed \(String(format: "%.1f", t.speed.value)) Hz  pass \(passes)"
-    if envelope.rfAllowed && envelope.recommendedRFEnergyPerPin.value.value > 0 {
-      line +=
-        "  RF \(String(format: "%.1f", t.rfDelivered.value / 1000)) J delivered, \(String(format: "%.1f", t.rfRemaining.value / 1000)) J left"
-    }
-    return line
   }
 }
