@@ -446,7 +446,7 @@ struct TreatmentOutcome {
     )
     print("  pen \(s.penSerial) (\(s.model))")
     print(
-      "  \(String(format: "%.1f", s.durationS)) s of pen time, \(s.passes) passes at \(fmt(s.depthMm)) mm, \(fmt(s.speedHz)) Hz"
+      "  \(String(format: "%.1f", s.durationS)) s of pen time, \(s.passes) \(s.passes == 1 ? "pass" : "passes") at \(fmt(s.depthMm)) mm, \(fmt(s.speedHz)) Hz"
         + (s.rfEnergyPerPinMj > 0 ? ", \(fmt(s.rfEnergyPerPinMj)) mJ/pin" : ""))
     if s.rfEnergyPerPinMj > 0 {
       print(
