@@ -1,4 +1,5 @@
 #if os(Linux)
+  import Foundation
   import PenDriver
   import PenSafety
   import PenSimulator
@@ -196,6 +197,31 @@
             return
           }
           #expect(device.id == USBDeviceID(vendor: 0x1209, product: 0x000A))
+          #expect(device.bus == emulator.busNumber && device.address == emulator.deviceAddress)
+        }
+      }
+
+      @Test("hotplug: a pen unplugged while watched is reported as left")
+      func hotplugLeave() throws {
+        let pen = SimulatedPen(model: .rf200, seed: 42)
+        pen.advance(by: PenFirmware.bootTime)
+        let emulator = try EmulatedUSBPen(pen: pen)
+        try withExtendedLifetime(emulator) {
+          let context = try USBContext()
+          try #require(context.supportsHotplug)
+          let left = DispatchSemaphore(value: 0)
+          let seen = Mutex<[HotplugEvent]>([])
+          let watch = try context.watchPens { event in
+            seen.withLock { $0.append(event) }
+            if case .left = event { left.signal() }
+          }
+          defer { watch.cancel() }
+          emulator.unplug()
+          // The leave comes from libusb's udev monitor thread: wait for it, bounded.
+          let result = left.wait(timeout: .now() + 5)
+          #expect(result == .success, "no leave event after unplug: \(seen.withLock { $0 })")
+          let events = seen.withLock { $0 }
+          guard case .left(let device)? = events.last else { return }
           #expect(device.bus == emulator.busNumber && device.address == emulator.deviceAddress)
         }
       }
