@@ -2,6 +2,10 @@ import Foundation
 import PenClinic
 import Testing
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 /// Where a treatment is killed. The points are chosen by a seeded generator and reached by
 /// watching what the process writes (its standard error, its files), never by waiting on a clock.
 enum KillPoint: Sendable, CustomStringConvertible {
@@ -89,8 +93,39 @@ struct CrashConsistencyTests {
       return true
     }
 
-    /// Waits, without a clock, until `appeared` holds or the process has ended.
-    func watch(until appeared: () -> Bool) {
+    /// Waits, without a clock, until `appeared` holds or the process has ended. On Linux it
+    /// blocks on inotify (a file created in `dir`) and on the process's standard error (more
+    /// output, or its end), so that it takes no CPU from the process it waits for.
+    func watch(_ dir: URL, until appeared: () -> Bool) {
+      #if canImport(Glibc)
+        let events = inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK))
+        guard events >= 0 else { return spin(until: appeared) }
+        defer { close(events) }
+        guard inotify_add_watch(events, dir.path, UInt32(IN_CREATE | IN_MOVED_TO)) >= 0 else {
+          return spin(until: appeared)
+        }
+        let output = stderr.fileHandleForReading.fileDescriptor
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        // Checked after the watch is in place, so no creation goes unseen.
+        while !appeared() {
+          var fds = [
+            pollfd(fd: events, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: output, events: Int16(POLLIN), revents: 0),
+          ]
+          guard poll(&fds, 2, -1) > 0 else { continue }
+          if fds[0].revents != 0 { _ = Glibc.read(events, &buffer, buffer.count) }
+          if fds[1].revents != 0 {
+            let n = Glibc.read(output, &buffer, buffer.count)
+            if n <= 0 { return }  // the process ended
+            seen += String(decoding: buffer[0..<n], as: UTF8.self)
+          }
+        }
+      #else
+        spin(until: appeared)
+      #endif
+    }
+
+    private func spin(until appeared: () -> Bool) {
       while process.isRunning && !appeared() { sched_yield() }
     }
 
@@ -246,16 +281,16 @@ struct CrashConsistencyTests {
       let treatment = try Treatment(treatment(i, rf: rf, duration: "600"))
       switch point {
       case .whileCreatingStore:
-        treatment.watch {
+        treatment.watch(dir) {
           Self.files(in: dir).contains { $0.contains(".creating-") }
             || FileManager.default.fileExists(atPath: db.path)
         }
       case .atSpawn:
         break
       case .whenStoreOpens:
-        treatment.watch { FileManager.default.fileExists(atPath: db.path + "-wal") }
+        treatment.watch(dir) { FileManager.default.fileExists(atPath: db.path + "-wal") }
       case .whenSessionLockAppears:
-        treatment.watch {
+        treatment.watch(dir) {
           !Self.files(in: dir).filter { $0.contains("-owner-") }.subtracting(locksBefore).isEmpty
         }
       case .onSessionStarted:
