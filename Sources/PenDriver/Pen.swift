@@ -525,6 +525,16 @@ final class PenLink: Sendable {
           &s, out, .failure(.refused(message: n.ackedMessage, code: n.code, detail: n.detail)))
         return false
       }
+      // Only the answer framing.md section 5 gives this command counts as accepting it. Anything
+      // else is a confused pen: nothing is taken as done, and the next thing on the wire asks the
+      // pen where it stands.
+      guard Self.isAnswer(frame.message, to: out.message, sequence: out.sequence) else {
+        Self.finish(
+          &s, out,
+          .failure(.unexpectedAnswer(message: out.message.id, got: frame.message.id)))
+        s.resync = true
+        return false
+      }
       // The pen accepted it: the host's mirror follows, so later vetting sees the same state.
       switch out.message {
       case .serviceResponse: s.mirror.serviceModeChanged(to: true)
@@ -553,6 +563,24 @@ final class PenLink: Sendable {
       return watchAfresh
     }
     if watchAfresh { guardPath.reset() }
+  }
+
+  /// Whether `answer` is what the pen may answer `message` with, a nack aside (framing.md
+  /// section 5): the named reply, or an ack of this very command.
+  static func isAnswer(_ answer: Message, to message: Message, sequence: UInt16) -> Bool {
+    let reply: UInt16? =
+      switch message {
+      case .hello: DeviceInfo.id
+      case .getStatus: Status.id
+      case .getCartridgeInfo: CartridgeInfo.id
+      case .readCalibration: CalibrationData.id
+      case .serviceChallengeRequest: ServiceChallenge.id
+      case .readEventLog: EventLogEntry.id
+      default: nil
+      }
+    if let reply { return answer.id == reply }
+    guard case .ack(let ack) = answer else { return false }
+    return ack.ackedMessage == message.id && ack.ackedSequence == sequence
   }
 
   /// Heartbeats every 100 ms, the guard's escalation timer, and the lost-pen watchdog.

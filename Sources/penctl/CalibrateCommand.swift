@@ -93,15 +93,16 @@ struct CalibrateCommand: ParsableCommand {
           "calibrating a pen on USB needs drivers for the bench's fixtures, which this version does not have: use --sim",
           code: ExitStatus.usage)
       }
+      // A malformed key or pen state is refused before the records or the pen are opened.
+      let givenKey = try serviceKey.map { (k) throws(CLIError) in try Self.parseKey(k) }
+      try PenSession.preflight(simulator: simulator, dataDirectory: store.dataDirectory)
       let records = try store.open()
       let session = try PenSession.open(
         simulator: simulator, serial: serial, dataDirectory: store.dataDirectory)
       defer { try? session.close() }
       let pen = session.pen
       guard let sim = session.simulated else { throw CLIError("no fixtures", code: 70) }
-      let key =
-        try serviceKey.map { (k) throws(CLIError) in try Self.parseKey(k) }
-        ?? simulatedServiceKey(serial: pen.info.serial.description)
+      let key = givenKey ?? simulatedServiceKey(serial: pen.info.serial.description)
       do {
         _ = try records.upsertDevice(
           DeviceIdentity(

@@ -27,15 +27,9 @@ final class PenSession {
     simulator: SimulatorOptions, serial: String?, dataDirectory: URL
   ) throws(CLIError) -> PenSession {
     if simulator.sim {
-      let model: PenModelID
-      do { model = try simulator.model() } catch {
-        throw CLIError(
-          "unknown pen model '\(simulator.simModel)': Firmware-Specs/pen-models.json has mn100 and rf200",
-          code: ExitStatus.usage)
-      }
+      let model = try simulatedModel(simulator)
       let serial = SimulatedPen.serial(model: model, seed: simulator.simSeed)
-      let file = dataDirectory.appendingPathComponent("sim").appendingPathComponent(
-        "\(serial).json")
+      let file = stateFile(serial: serial, in: dataDirectory)
       if simulator.simReset { try? FileManager.default.removeItem(at: file) }
       let nvm = try loadState(file, model: model, serial: serial)
       // A pen new from the factory comes with its factory calibration record.
@@ -75,6 +69,29 @@ final class PenSession {
     } catch {
       throw CLIError("cannot open the pen \(serial): \(error)", code: ExitStatus.deviceFault)
     }
+  }
+
+  /// Refuses, before anything is opened or written, what `open` would refuse about a simulated
+  /// pen: an unknown model, a state file that cannot be read or belongs to another pen.
+  static func preflight(simulator: SimulatorOptions, dataDirectory: URL) throws(CLIError) {
+    guard simulator.sim else { return }
+    let model = try simulatedModel(simulator)
+    let serial = SimulatedPen.serial(model: model, seed: simulator.simSeed)
+    if simulator.simReset { return }
+    _ = try loadState(stateFile(serial: serial, in: dataDirectory), model: model, serial: serial)
+  }
+
+  static func simulatedModel(_ simulator: SimulatorOptions) throws(CLIError) -> PenModelID {
+    do { return try simulator.model() } catch {
+      throw CLIError(
+        "unknown pen model '\(simulator.simModel)': Firmware-Specs/pen-models.json has mn100 and rf200",
+        code: ExitStatus.usage)
+    }
+  }
+
+  /// Where a simulated pen's memory is kept between commands.
+  static func stateFile(serial: String, in dataDirectory: URL) -> URL {
+    dataDirectory.appendingPathComponent("sim").appendingPathComponent("\(serial).json")
   }
 
   /// Reads a simulated pen's state file; nil when there is none yet (a pen new from the factory).

@@ -115,13 +115,16 @@ struct RecordsList: ParsableCommand {
 
   func run() throws {
     do {
+      // The options are checked before the records are opened: a bad one changes nothing.
+      if area != nil && patient == nil {
+        throw CLIError("--area needs --patient", code: ExitStatus.usage)
+      }
+      let areaID = try area.map { (a) throws(CLIError) in try parseArea(a) }
       let records = try store.open()
       var sessions: [SessionRecord]
       if let patient {
-        let areaID = try area.map { (a) throws(CLIError) in try parseArea(a) }
         sessions = try records.sessions(patient: patient, area: areaID).reversed()
       } else {
-        if area != nil { throw CLIError("--area needs --patient", code: ExitStatus.usage) }
         sessions = try records.listSessions(limit: limit)
       }
       sessions = Array(sessions.prefix(limit))

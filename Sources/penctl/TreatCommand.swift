@@ -26,7 +26,10 @@ struct TreatCommand: ParsableCommand {
   @Option(help: "The patient's pseudonymous id (letters, digits, '.', '_', '-'; never a name).")
   var patient: String
 
+  // Numbers parse unconditionally, so that `--depth -1` is refused for its value rather than
+  // reported as a missing one.
   @Option(
+    parsing: .unconditional,
     help: "Fitzpatrick skin type 1-6; adjusts RF energy (default: 6, the most conservative).")
   var fitzpatrick: Int?
 
@@ -36,9 +39,13 @@ struct TreatCommand: ParsableCommand {
   @Option(help: "A clinic preset file (YAML) to add to the shipped presets; repeatable.")
   var presetFile: [String] = []
 
-  @Option(help: "Needle depth in mm, instead of the preset's default.") var depth: Double?
-  @Option(help: "Needle speed in Hz, instead of the preset's default.") var speed: Double?
-  @Option(help: "RF energy per pin in mJ, instead of the preset's default.") var rfEnergy: Double?
+  @Option(parsing: .unconditional, help: "Needle depth in mm, instead of the preset's default.")
+  var depth: Double?
+  @Option(parsing: .unconditional, help: "Needle speed in Hz, instead of the preset's default.")
+  var speed: Double?
+  @Option(
+    parsing: .unconditional, help: "RF energy per pin in mJ, instead of the preset's default.")
+  var rfEnergy: Double?
 
   @Flag(
     help:
@@ -57,7 +64,8 @@ struct TreatCommand: ParsableCommand {
   @Option(help: "Why this session may go ahead earlier than the course rules allow (recorded).")
   var overrideReason: String?
 
-  @Option(help: "Seconds of treatment (pen time).") var duration: Double = 30
+  @Option(parsing: .unconditional, help: "Seconds of treatment (pen time).")
+  var duration: Double = 30
 
   @Option(
     help: ArgumentHelp(
@@ -199,6 +207,23 @@ struct TreatmentRequest {
     } catch {
       throw CLIError(error.description, code: ExitStatus.badInput)
     }
+    // Everything the command line alone can show to be wrong is refused before the records or
+    // the pen are opened, so that a bad input changes nothing.
+    var requested: Preset? = nil
+    if let id = command.preset {
+      guard let p = library.preset(id: id) else {
+        throw CLIError(
+          "no preset '\(id)': the presets for \(area.catalogueName) are \(library.presets(for: area).map(\.id).joined(separator: ", "))",
+          code: ExitStatus.badInput)
+      }
+      guard p.area == area else {
+        throw CLIError(
+          "preset \(id) is for \(p.area.catalogueName), not \(area.catalogueName)", code: 65)
+      }
+      requested = p
+    }
+    try PenSession.preflight(
+      simulator: command.simulator, dataDirectory: command.store.dataDirectory)
     let store = try command.store.open()
     let session = try PenSession.open(
       simulator: command.simulator, serial: command.serial,
@@ -224,17 +249,8 @@ struct TreatmentRequest {
 
     // The preset.
     var chosen: Preset
-    if let id = command.preset {
-      guard let p = library.preset(id: id) else {
-        throw CLIError(
-          "no preset '\(id)': the presets for \(area.catalogueName) are \(library.presets(for: area).map(\.id).joined(separator: ", "))",
-          code: ExitStatus.badInput)
-      }
-      guard p.area == area else {
-        throw CLIError(
-          "preset \(id) is for \(p.area.catalogueName), not \(area.catalogueName)", code: 65)
-      }
-      chosen = p
+    if let requested {
+      chosen = requested
     } else {
       guard let p = library.defaultPreset(area: area, model: model) else {
         let kinds = library.presets(for: area).map(\.id).joined(separator: ", ")

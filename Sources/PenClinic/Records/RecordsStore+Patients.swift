@@ -18,7 +18,7 @@ extension RecordsStore {
       }
     }
     guard !id.isEmpty, id.unicodeScalars.count <= maxPatientIDLength, allowed else {
-      let shown = id.isEmpty ? "an empty id" : "\(String(reflecting: String(id.prefix(80))))"
+      let shown = String(reflecting: String(id.prefix(80)))
       let why =
         id.isEmpty
         ? "is empty"

@@ -1,6 +1,14 @@
 public import Foundation
 import GRDB
 
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Musl)
+  import Musl
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
 /// The clinic's records: devices, calibrations, patients (pseudonymous), treatment sessions with
 /// their telemetry checkpoints, and an append-only, hash-chained audit log, in one SQLite file
 /// in WAL mode (Firmware-Specs/records.md).
@@ -46,6 +54,7 @@ public final class RecordsStore: Sendable {
     }
     try Self.checkHeader(of: file)
     try Self.probe(file, busyTimeout: busyTimeout)
+    try Self.createIfMissing(file, actor: actor, now: now)
 
     var configuration = Configuration()
     configuration.foreignKeysEnabled = true
@@ -146,9 +155,19 @@ public final class RecordsStore: Sendable {
         .io, path: file.path,
         "cannot read the file: \(error.localizedDescription). Check its permissions.")
     }
-    // An empty file is a valid empty SQLite database.
+    // SQLite would take an empty file for a new database and start a fresh store in it. But a
+    // records file of 0 bytes is more likely a store lost to a failed copy or a full disk than
+    // a new one, and starting over would silently drop the patients' history (and with it the
+    // course rules): refuse it (records.md section 1), and let a person decide.
+    guard !header.isEmpty else {
+      throw RecordsError(
+        .notADatabase, path: file.path,
+        "the file is empty (0 bytes), so it holds no records store; it was left untouched. If it "
+          + "held records, restore them from a backup; to start a new store, delete the file or "
+          + "give the path of a file that does not exist.")
+    }
     let magic = Array("SQLite format 3\u{0}".utf8)
-    guard header.isEmpty || Array(header) == magic else {
+    guard Array(header) == magic else {
       throw RecordsError(
         .notADatabase, path: file.path,
         "the file is not an SQLite database (it starts with "
@@ -198,6 +217,55 @@ public final class RecordsStore: Sendable {
         "the records were written by a newer PenControl (schema version \(found.version)"
           + "\(migrations); this build reads up to version \(schemaVersion)). Nothing was "
           + "changed. Use the newer penctl, or a copy of the records for this one.")
+    }
+  }
+
+  /// Builds a new store beside `file` and links it into place whole, so that a process killed
+  /// while creating the store leaves no file rather than an empty or half-made one (an empty
+  /// file is refused as lost records, see `checkHeader`).
+  static func createIfMissing(
+    _ file: URL, actor: String, now: @escaping @Sendable () -> Date
+  ) throws(RecordsError) {
+    let manager = FileManager.default
+    guard !manager.fileExists(atPath: file.path) else { return }
+    let directory = file.deletingLastPathComponent()
+    let building = directory.appendingPathComponent(
+      ".\(file.lastPathComponent).creating-\(UUID().uuidString.lowercased())")
+    defer {
+      for suffix in ["", "-wal", "-shm", "-journal"] {
+        try? manager.removeItem(atPath: building.path + suffix)
+      }
+    }
+    do {
+      var configuration = Configuration()
+      configuration.foreignKeysEnabled = true
+      configuration.label = "PenControl.records.create"
+      let queue = try DatabaseQueue(path: building.path, configuration: configuration)
+      try migrator(actor: actor, now: now).migrate(queue)
+      try queue.writeWithoutTransaction { db in
+        _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
+      }
+      try queue.close()
+    } catch {
+      throw RecordsError.from(error, path: file.path, during: "creating the database")
+    }
+    do {
+      // A link, not a rename: if another process put its new store in place first, keep that.
+      try manager.linkItem(at: building, to: file)
+    } catch CocoaError.fileWriteFileExists {
+      return
+    } catch {
+      if manager.fileExists(atPath: file.path) { return }
+      throw RecordsError(
+        .io, path: file.path,
+        "cannot create the records file: \(error.localizedDescription). Check that the folder "
+          + "is writable.")
+    }
+    // The new name must survive a power cut along with the records written under it.
+    let fd = open(directory.path, O_RDONLY | O_CLOEXEC)
+    if fd >= 0 {
+      _ = fsync(fd)
+      _ = close(fd)
     }
   }
 
