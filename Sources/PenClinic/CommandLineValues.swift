@@ -1,5 +1,5 @@
 public import PenSafety
-public import PenWire
+import PenWire
 
 /// Typed parsing of the treatment values an operator types on the command line (penctl treat
 /// --depth/--speed/--rf-energy/--fitzpatrick), kept apart from the CLI so that it is unit-tested
@@ -93,22 +93,24 @@ public enum CommandLineValues {
   static func quantity(
     _ text: String, option: String, units: [String], plausible: ClosedRange<Double>
   ) throws(CommandLineValueError) -> Double {
-    let low = plain(plausible.lowerBound)
-    let high = plain(plausible.upperBound)
-    let bounds = plausible.lowerBound > 0 ? "from \(low) to \(high)" : "above 0, at most \(high)"
-    let expected =
-      "a plain decimal number of \(units[0]) \(bounds), such as 0.5 or 0.5\(units[0])"
+    // Built only on a refusal: an accepted value costs no message.
     func refuse(_ problem: CommandLineValueError.Problem) -> CommandLineValueError {
-      CommandLineValueError(option: option, text: text, problem: problem, expected: expected)
+      let low = plain(plausible.lowerBound)
+      let high = plain(plausible.upperBound)
+      let bounds =
+        plausible.lowerBound > 0 ? "from \(low) to \(high)" : "above 0, at most \(high)"
+      return CommandLineValueError(
+        option: option, text: text, problem: problem,
+        expected: "a plain decimal number of \(units[0]) \(bounds), such as 0.5 or 0.5\(units[0])")
     }
     let length = text.unicodeScalars.count
     if length > maxLength { throw refuse(.tooLong(characters: length, limit: maxLength)) }
     let s = trimmingBlanks(text)
     if s.isEmpty { throw refuse(.empty) }
-    let lower = String(String.UnicodeScalarView(s)).lowercased()
-    if lower.contains("inf") || lower.contains("nan") { throw refuse(.notFinite) }
+    let lower = s.map { isLetter($0) ? Unicode.Scalar(UInt8($0.value) | 0x20) : $0 }
+    if contains(lower, "inf") || contains(lower, "nan") { throw refuse(.notFinite) }
     if s[0] == "+" || s[0] == "-" { throw refuse(.signed) }
-    if lower.hasPrefix("0x") { throw refuse(.hexadecimal) }
+    if lower.starts(with: "0x".unicodeScalars) { throw refuse(.hexadecimal) }
 
     var i = 0
     let whole = digits(s, from: &i)
@@ -182,6 +184,13 @@ public enum CommandLineValues {
     let start = i
     while i < s.count && isDigit(s[i]) { i += 1 }
     return Array(s[start..<i])
+  }
+
+  /// Whether `word` occurs in `s`.
+  private static func contains(_ s: [Unicode.Scalar], _ word: String) -> Bool {
+    let w = Array(word.unicodeScalars)
+    guard s.count >= w.count else { return false }
+    return (0...(s.count - w.count)).contains { s[$0..<$0 + w.count].elementsEqual(w) }
   }
 
   private static func isDigit(_ c: Unicode.Scalar) -> Bool { c >= "0" && c <= "9" }
