@@ -29,6 +29,16 @@ let package = Package(
   targets: [
     // Frames: FrameCodec.decode and StreamDecoder on arbitrary bytes, and on frames whose length
     // and CRC are fixed up so the fuzzer reaches field decoding.
-    fuzzTarget("FuzzFrameDecoder", ["PenWire"])
+    fuzzTarget("FuzzFrameDecoder", ["PenWire"]),
+    // Calibration records: CalibrationRecord.decode on arbitrary bytes, and on 64-byte records
+    // whose CRC is fixed up so the fuzzer reaches the reserved-byte and field-range checks.
+    fuzzTarget("FuzzCalibrationRecord", ["PenWire"]),
+    // Preset files: PresetFile.decode (Yams underneath) on arbitrary text; every accepted preset
+    // is checked against the hard limits and must build its session envelopes.
+    fuzzTarget("FuzzPresetFile", ["PenClinic", "PenSafety", "PenWire"]),
+    // What an operator types: CommandLineValues (overrides, skin type) and the simulator's
+    // fault text (penctl treat --fault).
+    fuzzTarget(
+      "FuzzCommandLineValues", ["PenClinic", "PenSafety", "PenWire", "PenSimulator"]),
   ]
 )

@@ -13,7 +13,9 @@
 #
 # `run` never writes to the committed corpus: new inputs go to Fuzz/.build/new-corpus/<target>/
 # and crashes to Fuzz/artifacts/<target>/ (both git-ignored), so a CI run leaves the tree clean.
-# Set FUZZ_TARGETS="FuzzA FuzzB" to pick targets, FUZZ_MAX_LEN to change the input size limit.
+# Set FUZZ_TARGETS="FuzzA FuzzB" to pick targets, FUZZ_MAX_LEN to change the input size limit
+# (default 1024 bytes; 4096 for FuzzPresetFile, whose seeds are whole preset files). A target with
+# a libFuzzer dictionary, Fuzz/Dictionaries/<target>.dict, is run with it.
 # Build recipe and run environment: shared/reference/swift-tooling.md, 'Fuzzing (libFuzzer)'.
 set -euo pipefail
 
@@ -24,9 +26,22 @@ BIN_DIR="$FUZZ/.build/release"
 NEW_CORPUS="$FUZZ/.build/new-corpus"
 LOGS="$FUZZ/.build/fuzz-logs"
 ARTIFACTS="$FUZZ/artifacts"
-MAX_LEN="${FUZZ_MAX_LEN:-1024}"
 # Swift's own backtracer would catch the crash before libFuzzer saves the input.
 export SWIFT_BACKTRACE=enable=no
+
+# The input size limit of a target.
+max_len() {
+  case "$1" in
+    FuzzPresetFile) echo "${FUZZ_MAX_LEN:-4096}" ;;
+    *) echo "${FUZZ_MAX_LEN:-1024}" ;;
+  esac
+}
+
+# The dictionary of a target, Fuzz/Dictionaries/<target>.dict; nothing when it has none.
+dictionary() {
+  local file="$FUZZ/Dictionaries/$1.dict"
+  if [ -f "$file" ]; then echo "$file"; fi
+}
 
 targets() {
   if [ -n "${FUZZ_TARGETS:-}" ]; then
@@ -74,7 +89,7 @@ regress() {
 }
 
 run() {
-  local seconds=${1:-60} failed=0 target corpus log status
+  local seconds=${1:-60} failed=0 target corpus log status dict
   mkdir -p "$LOGS"
   regress || failed=1
   for target in $(targets); do
@@ -84,8 +99,11 @@ run() {
     echo "fuzz: $target for ${seconds}s (corpus Fuzz/Corpus/$target, new inputs in ${NEW_CORPUS#"$ROOT"/}/$target)"
     status=0
     # The first corpus folder receives new inputs; the committed one is only read.
-    "$BIN_DIR/$target" -max_total_time="$seconds" -use_value_profile=1 -max_len="$MAX_LEN" \
-      -timeout=10 -print_final_stats=1 -artifact_prefix="$ARTIFACTS/$target/" \
+    dict=()
+    if [ -n "$(dictionary "$target")" ]; then dict=(-dict="$(dictionary "$target")"); fi
+    "$BIN_DIR/$target" -max_total_time="$seconds" -use_value_profile=1 \
+      -max_len="$(max_len "$target")" "${dict[@]}" -timeout=10 -print_final_stats=1 \
+      -artifact_prefix="$ARTIFACTS/$target/" \
       "$NEW_CORPUS/$target" "$corpus" >"$log" 2>&1 || status=$?
     grep -E "^#[0-9]+[[:space:]]+DONE" "$log" | tail -1 || true
     if [ "$status" -ne 0 ]; then
@@ -108,7 +126,7 @@ merge() {
     mkdir -p "$FUZZ/Corpus/$target"
     echo "fuzz: merging ${NEW_CORPUS#"$ROOT"/}/$target into Fuzz/Corpus/$target"
     # Edge and counter features only (no value profile): far fewer files than the run kept.
-    "$BIN_DIR/$target" -merge=1 -max_len="$MAX_LEN" \
+    "$BIN_DIR/$target" -merge=1 -max_len="$(max_len "$target")" \
       "$FUZZ/Corpus/$target" "$NEW_CORPUS/$target"
     rm -rf "${NEW_CORPUS:?}/$target"
   done
@@ -162,7 +180,7 @@ case "${1:-}" in
     merge
     ;;
   *)
-    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac
