@@ -1031,8 +1031,11 @@ enum MatrixReport {
         SR-015 counts 300 ms from the host's last frame.
       - **No effect**: the fault had nothing to act on in that state: no trip, no hazard, and the
         session went on (pulses went on while treating; a pen still ready armed). A reading that
-        would hide a later hazard (a frozen temperature, a low RF power reading) is a single fault
-        here; what it hides needs a second one.
+        would hide a later hazard (a frozen temperature) is a single fault here; what it hides
+        needs a second one. One does not: the pen counts the RF energy its power sensor measures,
+        so a low reading (`sensor-rf-power-wrong`, or `-stuck` at 0 W) lets the true dose pass
+        the cap over a longer session; no requirement covers it yet (the known issue in
+        `StackPropertyTests.swift`).
       - **✓** when the pen did what the requirement says within the bound, the host was told
         (event, telemetry flag, or pen lost), no hard limit was crossed, no RF flowed without
         contact, the session record was closed (aborted when the host was told of a fault, with
