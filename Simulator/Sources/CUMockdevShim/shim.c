@@ -63,8 +63,10 @@ static gboolean on_handle_ioctl(UMockdevIoctlBase *base, UMockdevIoctlClient *cl
                                 gpointer user_data) {
   (void)base;
   handler_closure *closure = user_data;
-  closure->fn(closure->context, (pcum_client *)client,
-              classify(umockdev_ioctl_client_get_request(client)));
+  // Acquire pairs with the release in pcum_testbed_add_device (see there).
+  pcum_ioctl_fn fn = __atomic_load_n(&closure->fn, __ATOMIC_ACQUIRE);
+  void *context = __atomic_load_n(&closure->context, __ATOMIC_ACQUIRE);
+  fn(context, (pcum_client *)client, classify(umockdev_ioctl_client_get_request(client)));
   return TRUE;
 }
 
@@ -113,9 +115,13 @@ int pcum_testbed_add_device(pcum_testbed *t, const char *devnode, const char *de
     return -1;
   }
   handler_closure *closure = g_new0(handler_closure, 1);
-  closure->fn = fn;
-  closure->context = context;
+  // The closure is filled on this thread and read on umockdev's worker thread, which already
+  // runs. GLib's signal lock orders the two, but that lock is a futex ThreadSanitizer cannot see
+  // (it reported a race on `fn` and `context`); the release stores, paired with acquire loads in
+  // on_handle_ioctl, make the hand-over explicit instead of relying on GLib's internals.
   closure->release = release;
+  __atomic_store_n(&closure->context, context, __ATOMIC_RELEASE);
+  __atomic_store_n(&closure->fn, fn, __ATOMIC_RELEASE);
   t->signal_id = g_signal_connect_data(handler, "handle-ioctl", G_CALLBACK(on_handle_ioctl),
                                        closure, on_closure_destroyed, 0);
   t->handler = handler;
