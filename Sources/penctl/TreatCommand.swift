@@ -30,8 +30,9 @@ struct TreatCommand: ParsableCommand {
   // reported as a missing one.
   @Option(
     parsing: .unconditional,
-    help: "Fitzpatrick skin type 1-6; adjusts RF energy (default: 6, the most conservative).")
-  var fitzpatrick: Int?
+    help:
+      "Fitzpatrick skin type 1-6 or I-VI; adjusts RF energy (default: 6, the most conservative).")
+  var fitzpatrick: String?
 
   @Option(help: "A preset id (default: the area's preset for the pen's kind).")
   var preset: String?
@@ -39,13 +40,15 @@ struct TreatCommand: ParsableCommand {
   @Option(help: "A clinic preset file (YAML) to add to the shipped presets; repeatable.")
   var presetFile: [String] = []
 
-  @Option(parsing: .unconditional, help: "Needle depth in mm, instead of the preset's default.")
-  var depth: Double?
+  @Option(
+    parsing: .unconditional,
+    help: "Needle depth in mm (e.g. 0.5 or 0.5mm), instead of the preset's default.")
+  var depth: String?
   @Option(parsing: .unconditional, help: "Needle speed in Hz, instead of the preset's default.")
-  var speed: Double?
+  var speed: String?
   @Option(
     parsing: .unconditional, help: "RF energy per pin in mJ, instead of the preset's default.")
-  var rfEnergy: Double?
+  var rfEnergy: String?
 
   @Flag(
     help:
@@ -139,18 +142,16 @@ struct TreatmentRequest {
       throw CLIError(error.message, code: ExitStatus.usage)
     }
     patient = c.patient
-    let type = c.fitzpatrick ?? 6
-    guard (1...6).contains(type), let skin = FitzpatrickType(rawValue: UInt8(type)) else {
-      throw CLIError(
-        "--fitzpatrick \(type) is not a skin type: give 1 to 6", code: ExitStatus.usage)
+    // The values a clinician types go through the one fuzzed parser (CommandLineValues): plain
+    // decimals with an optional unit, nothing a person could misread (1e1, inf, 0x1p-1, 05).
+    do {
+      skin = try c.fitzpatrick.map(CommandLineValues.skinType) ?? .typeVI
+      overrides = try CommandLineValues.overrides(
+        depth: c.depth, speed: c.speed, rfEnergy: c.rfEnergy, confirmed: c.confirm)
+    } catch {
+      throw CLIError(error.description, code: ExitStatus.usage)
     }
-    self.skin = skin
     skinGiven = c.fitzpatrick != nil
-    overrides = PresetOverrides(
-      depth: try Self.value(c.depth, "--depth", "mm", 0...10).map(Millimetres.init),
-      speed: try Self.value(c.speed, "--speed", "Hz", 0...1_000).map(Hertz.init),
-      rfEnergy: try Self.value(c.rfEnergy, "--rf-energy", "mJ", 0...1_000).map(Millijoules.init),
-      confirmed: c.confirm)
     guard c.duration.isFinite, c.duration > 0, c.duration <= 3_600 else {
       throw CLIError(
         "--duration \(c.duration) s is outside 0-3600 s: give the seconds of treatment",
@@ -180,21 +181,6 @@ struct TreatmentRequest {
     if c.serial != nil && c.simulator.sim {
       throw CLIError("give --serial or --sim, not both", code: ExitStatus.usage)
     }
-  }
-
-  /// A number from the command line: finite and within a plausible range, or a usage error that
-  /// names the option, the value and the range. The clinical limits are checked later, by the
-  /// preset layer, against the area and the pen.
-  static func value(
-    _ v: Double?, _ name: String, _ unit: String, _ range: ClosedRange<Double>
-  ) throws(CLIError) -> Double? {
-    guard let v else { return nil }
-    guard v.isFinite, range.contains(v) else {
-      throw CLIError(
-        "\(name) \(v) \(unit) is not a usable value: give a number from \(fmt(range.lowerBound)) to \(fmt(range.upperBound)) \(unit)",
-        code: ExitStatus.usage)
-    }
-    return v
   }
 
   func run() throws(CLIError) -> TreatmentOutcome {

@@ -140,28 +140,28 @@ struct BadInputTests {
       mentions: ["has 200 characters, more than 64"]),
     BadInput(
       name: "Fitzpatrick type 0", arguments: treat("--fitzpatrick", "0"), code: 64,
-      mentions: ["--fitzpatrick 0 is not a skin type", "1 to 6"]),
+      mentions: ["--fitzpatrick '0'", "not a skin type", "1 to 6"]),
     BadInput(
       name: "Fitzpatrick type 7", arguments: treat("--fitzpatrick", "7"), code: 64,
-      mentions: ["--fitzpatrick 7 is not a skin type", "1 to 6"]),
+      mentions: ["--fitzpatrick '7'", "not a skin type", "1 to 6"]),
     BadInput(
       name: "Fitzpatrick type x", arguments: treat("--fitzpatrick", "x"), code: 64,
       mentions: ["'x'", "--fitzpatrick"]),
     BadInput(
       name: "depth nan", arguments: treat("--depth", "nan"), code: 64,
-      mentions: ["--depth nan mm", "0 to 10 mm"]),
+      mentions: ["--depth 'nan'", "not a finite number", "at most 10"]),
     BadInput(
       name: "depth -1", arguments: treat("--depth", "-1"), code: 64,
-      mentions: ["--depth -1", "0 to 10 mm"]),
+      mentions: ["--depth '-1'", "no sign", "at most 10"]),
     BadInput(
       name: "depth abc", arguments: treat("--depth", "abc"), code: 64,
       mentions: ["'abc'", "--depth"]),
     BadInput(
       name: "depth 1e309 (infinite)", arguments: treat("--depth", "1e309"), code: 64,
-      mentions: ["--depth inf mm", "0 to 10 mm"]),
+      mentions: ["--depth '1e309'", "exponents are not accepted"]),
     BadInput(
       name: "speed -100", arguments: treat("--speed", "-100"), code: 64,
-      mentions: ["--speed -100", "0 to 1000 Hz"]),
+      mentions: ["--speed '-100'", "no sign", "at most 1000"]),
     BadInput(
       name: "duration 0", arguments: treat("--duration", "0"), code: 64,
       mentions: ["--duration 0", "0-3600 s"]),
@@ -195,7 +195,7 @@ struct BadInputTests {
     BadInput(
       name: "a JSON error report for a bad skin type",
       arguments: treat("--fitzpatrick", "9") + ["--json"], code: 64,
-      mentions: ["--fitzpatrick 9 is not a skin type"]),
+      mentions: ["--fitzpatrick '9'", "not a skin type"]),
     BadInput(
       name: "calibrate: a service key of the wrong length",
       arguments: calibrate + ["--service-key", "abcd"], code: 64,
