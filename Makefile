@@ -4,7 +4,7 @@ SWIFT ?= swift
 SCRATCH ?= .build
 
 .PHONY: all deps generate spec-check build test unit-test embedded-check sr-check demo \
-	bench bench-check fuzz fuzz-smoke lint format ci clean
+	bench bench-check fuzz fuzz-smoke fault-matrix sanitize tsan asan lint format ci clean
 
 all: build
 
@@ -40,6 +40,22 @@ test: deps spec-check embedded-check sr-check unit-test
 demo: build
 	SCRATCH=$(SCRATCH) scripts/demo.sh
 
+# Every injectable fault in every session state; rewrites Simulator/fault-matrix.md (same seeds,
+# same table).
+fault-matrix: deps
+	PENCONTROL_FAULT_MATRIX=$(CURDIR)/Simulator/fault-matrix.md $(SWIFT) test --scratch-path $(SCRATCH) --disable-xctest --filter FaultMatrix
+
+# The driver, USB, simulator, clinic and end-to-end tests under ThreadSanitizer and
+# AddressSanitizer (scripts/sanitize.sh; own scratch folders .build-tsan and .build-asan).
+sanitize: deps
+	scripts/sanitize.sh all
+
+tsan: deps
+	scripts/sanitize.sh thread
+
+asan: deps
+	scripts/sanitize.sh address
+
 bench: deps
 	scripts/bench.sh run
 
@@ -58,8 +74,9 @@ lint:
 format:
 	$(SWIFT) format --in-place --recursive Package.swift Sources Simulator Tests
 
-# What CI runs (.ci/run): the tests, then the allocation thresholds and a short fuzz run.
-ci: test bench-check fuzz-smoke
+# What CI runs (.ci/run): the tests, the tests under ThreadSanitizer, the allocation thresholds
+# and a short run of every fuzz target.
+ci: test tsan bench-check fuzz-smoke
 
 clean:
 	rm -rf .build .build-* Benchmarks/.build Fuzz/.build

@@ -185,7 +185,7 @@ struct ClinicFlowTests {
     process.executableURL = PenCtlProcess.binary
     process.arguments = [
       "treat", "--area", "forehead", "--patient", "P-7", "--fitzpatrick", "2", "--test-patch",
-      "--sim", "--duration", "600", "--db", db,
+      "--sim", "--duration", "3600", "--db", db,
     ]
     let err = Pipe()
     process.standardError = err
@@ -193,7 +193,7 @@ struct ClinicFlowTests {
     try process.run()
     // Wait, by reading its output (no clock), until it has saved samples and printed status.
     var seen = ""
-    while seen.components(separatedBy: "/600 s").count <= 3 {
+    while seen.components(separatedBy: "/3600 s").count <= 3 {
       let chunk = err.fileHandleForReading.availableData
       if chunk.isEmpty { break }
       seen += String(decoding: chunk, as: UTF8.self)

@@ -278,7 +278,7 @@ struct CrashConsistencyTests {
       let rf = i % 2 == 0
       let what = "kill \(i) (\(rf ? "RF test patch" : "mechanical"), \(point))"
       let locksBefore = Self.files(in: dir).filter { $0.contains("-owner-") }
-      let treatment = try Treatment(treatment(i, rf: rf, duration: "600"))
+      let treatment = try Treatment(treatment(i, rf: rf, duration: "3600"))
       switch point {
       case .whileCreatingStore:
         treatment.watch(dir) {
@@ -296,7 +296,7 @@ struct CrashConsistencyTests {
       case .onSessionStarted:
         #expect(treatment.read { $0.contains(" started:") }, "\(what): \(treatment.seen)")
       case .afterStatusLines(let n):
-        let reached = treatment.read { $0.components(separatedBy: "/600 s").count > n }
+        let reached = treatment.read { $0.components(separatedBy: "/3600 s").count > n }
         #expect(reached, "\(what): \(treatment.seen)")
       case .afterBytes(let n):
         _ = treatment.read { $0.utf8.count >= n }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 /// Runs the real penctl binary, as a user or a script would.
@@ -40,8 +41,18 @@ enum PenCtlProcess {
     process.standardOutput = out
     process.standardError = err
     try process.run()
+    // Standard error is read on its own thread: read one pipe to its end before the other, and a
+    // penctl that fills the other (64 KiB) blocks for good, and so does the test.
+    let errorOutput = Mutex(Data())
+    let errorRead = DispatchSemaphore(value: 0)
+    Thread.detachNewThread {
+      let data = err.fileHandleForReading.readDataToEndOfFile()
+      errorOutput.withLock { $0 = data }
+      errorRead.signal()
+    }
     let stdout = out.fileHandleForReading.readDataToEndOfFile()
-    let stderr = err.fileHandleForReading.readDataToEndOfFile()
+    errorRead.wait()
+    let stderr = errorOutput.withLock { $0 }
     process.waitUntilExit()
     return Result(
       status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
